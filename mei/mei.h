@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mei: amt-enlist's conversation with the Intel Management Engine.
+ *
+ * Three parts behind this one header:
+ *   - the device transport: one connection to one ME client (AMTHI, LME, watchdog) over the
+ *     kernel character device (/dev/mei0) or "unix:PATH" (a SOCK_SEQPACKET socket served by the
+ *     project's firmware emulator); errno is mapped to enum mei_err;
+ *   - the AMTHI (PTHI) codec and its request/response calls, plus the watchdog client's
+ *     state-independence query;
+ *   - sysfs: fw_ver, fw_status, dev_state.
+ *
+ * Return convention of every int function here: 0 success, a negative enum mei_err on a
+ * transport or protocol failure, and (AMTHI calls only) a positive AMTHI status code when the
+ * firmware answered with a status other than SUCCESS. mei_strerror() names all of them.
+ * Nothing here knows about HTTP, JSON or MAAS.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum mei_err {
+	MEI_OK = 0,
+	MEI_E_NO_DEVICE = -1, /* open: ENOENT (no ME, or mei_me not loaded) */
+	MEI_E_NOT_READY = -2, /* ENODEV at open/connect, or dev_state not ENABLED in time */
+	MEI_E_NO_CLIENT = -3, /* connect: ENOTTY (client not on this ME: no AMT, or disabled) */
+	MEI_E_BUSY = -4,      /* connect: EBUSY after the bounded retries */
+	MEI_E_RESET = -5,     /* ENODEV on read/write, or the peer went away: firmware reset */
+	MEI_E_TOO_BIG = -6,   /* EFBIG, or a message larger than the client's max_msg_length */
+	MEI_E_TIMEOUT = -7,   /* no message before the deadline */
+	MEI_E_PROTOCOL = -8,  /* a reply that breaks the protocol's rules */
+	MEI_E_ACCESS = -9,    /* EACCES/EPERM on open */
+	MEI_E_IO = -10,       /* any other errno */
+	MEI_E_NOMEM = -11,
+};
+
+/* A name for any return value of this layer: negative mei_err, 0, or a positive AMTHI status. */
+const char *mei_strerror(int r);
+
+/* ---- Client GUIDs, in wire (little-endian GUID) byte order ---- */
+
+extern const uint8_t MEI_GUID_AMTHI[16];    /* 12F80028-B4B7-4B2D-ACA8-46E0FF65814C */
+extern const uint8_t MEI_GUID_LME[16];      /* 6733A4DB-0476-4E7B-B3AF-BCFC29BEE7A7 */
+extern const uint8_t MEI_GUID_WATCHDOG[16]; /* 05B79A6F-4628-4D7F-899D-A91514CB32AB */
+
+/* ---- Device transport ---- */
+
+struct mei_timeouts {
+	int ready_ms;     /* how long the ME may take to come up (dev_state, ENODEV on open) */
+	int recv_ms;      /* default deadline of one receive */
+	int busy_retries; /* connect attempts after EBUSY before MEI_E_BUSY */
+	int busy_base_ms; /* first backoff after EBUSY; doubles per attempt */
+};
+
+/* Defaults: ready 20 s, recv 10 s, 5 busy retries from 50 ms. */
+void mei_timeouts_default(struct mei_timeouts *t);
+
+struct mei_dev; /* one open connection to one ME client */
+
+/*
+ * Open DEVICE ("/dev/mei0", any path of a MEI character device, or "unix:PATH") and connect to
+ * the client GUID. Waits up to t->ready_ms for the ME to come up (retrying ENODEV on open and on
+ * connect), retries EBUSY with exponential backoff. Never retries MEI_E_NO_CLIENT.
+ */
+int mei_open(const char *device, const uint8_t guid[16], const struct mei_timeouts *t,
+	     struct mei_dev **out);
+void mei_close(struct mei_dev *dev);
+
+/* Drop the connection and connect again (after a firmware reset). */
+int mei_reconnect(struct mei_dev *dev);
+
+uint32_t mei_max_msg_length(const struct mei_dev *dev);
+uint8_t mei_protocol_version(const struct mei_dev *dev);
+
+/* Number of successful connects made by this handle (1 after mei_open; +1 per reconnect). */
+unsigned mei_connect_count(const struct mei_dev *dev);
+
+/* Send one message (len <= max_msg_length, else MEI_E_TOO_BIG without touching the device). */
+int mei_send(struct mei_dev *dev, const void *buf, size_t len);
+
+/*
+ * Receive one whole message within timeout_ms (< 0: the handle's recv_ms). The message is read
+ * with a buffer of max_msg_length; one larger than cap gives MEI_E_TOO_BIG. EINTR resumes with
+ * the time left.
+ */
+int mei_recv(struct mei_dev *dev, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* A file descriptor that polls readable when a message is waiting (for event loops). */
+int mei_fd(const struct mei_dev *dev);
+
+/*
+ * Request/response: discard any stale message, send REQ, receive the reply into RESP. On a
+ * firmware reset (MEI_E_RESET), reconnect and retry the request once.
+ */
+int mei_transact(struct mei_dev *dev, const void *req, size_t req_len, void *resp, size_t cap,
+		 size_t *resp_len);
+
+/* ---- AMTHI ---- */
+
+enum amthi_status {
+	AMTHI_STATUS_SUCCESS = 0,
+	AMTHI_STATUS_INTERNAL_ERROR = 1,
+	AMTHI_STATUS_NOT_READY = 2,
+	AMTHI_STATUS_INVALID_AMT_MODE = 3,
+	AMTHI_STATUS_INVALID_MESSAGE_LENGTH = 4,
+	AMTHI_STATUS_NOT_PERMITTED = 16,
+	AMTHI_STATUS_MAX_LIMIT_REACHED = 23,
+	AMTHI_STATUS_INVALID_PARAMETER = 36,
+	AMTHI_STATUS_RNG_GENERATION_IN_PROGRESS = 47,
+	AMTHI_STATUS_RNG_NOT_READY = 48,
+	AMTHI_STATUS_CERTIFICATE_NOT_READY = 49,
+	AMTHI_STATUS_INVALID_HANDLE = 2053,
+	AMTHI_STATUS_NOT_FOUND = 2068,
+};
+
+enum amthi_command {
+	AMTHI_CMD_GET_PROVISIONING_MODE = 0x04000008,
+	AMTHI_CMD_UNPROVISION = 0x04000010,
+	AMTHI_CMD_GET_PROVISIONING_STATE = 0x04000011,
+	AMTHI_CMD_GET_CODE_VERSIONS = 0x0400001A,
+	AMTHI_CMD_GET_MAC_ADDRESSES = 0x04000025,
+	AMTHI_CMD_START_CONFIGURATION = 0x04000029,
+	AMTHI_CMD_ENUMERATE_HASH_HANDLES = 0x0400002C,
+	AMTHI_CMD_GET_CERT_HASH_ENTRY = 0x0400002D,
+	AMTHI_CMD_GET_DNS_SUFFIX = 0x04000036,
+	AMTHI_CMD_GET_REMOTE_ACCESS_CONNECTION_STATUS = 0x04000046,
+	AMTHI_CMD_GET_CURRENT_POWER_POLICY = 0x04000047,
+	AMTHI_CMD_GET_LAN_INTERFACE_SETTINGS = 0x04000048,
+	AMTHI_CMD_GET_FQDN = 0x04000056,
+	AMTHI_CMD_GET_UUID = 0x0400005C,
+	AMTHI_CMD_STOP_CONFIGURATION = 0x0400005E,
+	AMTHI_CMD_GET_LOCAL_SYSTEM_ACCOUNT = 0x04000067,
+	AMTHI_CMD_GET_CONTROL_MODE = 0x0400006B,
+	AMTHI_CMD_START_CONFIGURATION_HBASED = 0x0400008B,
+};
+
+#define AMTHI_RESPONSE_BIT   0x00800000u
+#define AMTHI_HEADER_LEN     12u
+#define AMTHI_MAX_VERSIONS   64u
+#define AMTHI_MAX_HASHES     33u
+#define AMTHI_VERSION_STRLEN 20u
+
+enum amthi_provisioning_state {
+	AMTHI_PROVISIONING_PRE = 0,
+	AMTHI_PROVISIONING_IN = 1,
+	AMTHI_PROVISIONING_POST = 2,
+};
+
+enum amthi_control_mode {
+	AMTHI_CONTROL_NONE = 0,
+	AMTHI_CONTROL_CCM = 1,
+	AMTHI_CONTROL_ACM = 2,
+};
+
+enum amthi_hash_alg {
+	AMTHI_HASH_MD5 = 0,
+	AMTHI_HASH_SHA1 = 1,
+	AMTHI_HASH_SHA256 = 2,
+	AMTHI_HASH_SHA384_OR_SHA512 = 3, /* sources disagree: SHA384 (rpc-go) or SHA512 (lms) */
+};
+
+struct amthi_code_versions {
+	char bios[66]; /* BiosVersion[65], always NUL-terminated here */
+	unsigned count;
+	struct {
+		char description[AMTHI_VERSION_STRLEN + 1];
+		char version[AMTHI_VERSION_STRLEN + 1];
+	} entry[AMTHI_MAX_VERSIONS];
+};
+
+/* The version string for DESCRIPTION ("AMT", "Sku", "Build Number", ...), or NULL. */
+const char *amthi_version_get(const struct amthi_code_versions *v, const char *description);
+
+struct amthi_lan_settings {
+	bool enabled;
+	uint32_t ipv4; /* host order: 192.168.1.10 == 0xC0A8010A */
+	bool dhcp_enabled;
+	uint8_t dhcp_ip_mode; /* 1 active, 2 passive */
+	uint8_t link_status;  /* 1 up */
+	uint8_t mac[6];
+};
+
+struct amthi_remote_access {
+	uint32_t network_status;
+	uint32_t remote_status;
+	uint32_t trigger;
+	char mps_hostname[256];
+};
+
+struct amthi_cert_hash {
+	uint32_t handle;
+	bool is_default;
+	bool is_active;
+	uint8_t algorithm;   /* enum amthi_hash_alg */
+	uint8_t hash[64];
+	size_t hash_len;     /* 16, 20, 32, 48 or 64 from the algorithm (3: 48 unless bytes 48.. set) */
+	char name[256];
+};
+
+struct amthi_local_account {
+	char username[33];
+	char password[33]; /* a secret: callers wipe it (OPENSSL_cleanse) when done */
+};
+
+struct amthi_mac_addresses {
+	uint8_t dedicated[6];
+	uint8_t host[6];
+};
+
+/*
+ * Pure codec, for tests and fuzzing: amthi_encode builds a request (header + payload) into OUT
+ * and returns its length, or 0 if CAP is too small. amthi_decode_* validate a whole response
+ * (header rules of PROTOCOL.md section 3, status, then the per-command length rule) and fill the
+ * typed struct. They return 0, MEI_E_PROTOCOL, or the positive AMTHI status.
+ */
+size_t amthi_encode(uint32_t command, const void *payload, size_t payload_len, uint8_t *out,
+		    size_t cap);
+int amthi_decode_code_versions(const uint8_t *buf, size_t len, struct amthi_code_versions *out);
+int amthi_decode_u32(uint32_t command, const uint8_t *buf, size_t len, uint32_t *out);
+int amthi_decode_uuid(const uint8_t *buf, size_t len, uint8_t out[16]);
+int amthi_decode_lan_settings(const uint8_t *buf, size_t len, struct amthi_lan_settings *out);
+int amthi_decode_dns_suffix(const uint8_t *buf, size_t len, char *out, size_t cap);
+int amthi_decode_remote_access(const uint8_t *buf, size_t len, struct amthi_remote_access *out);
+int amthi_decode_power_policy(const uint8_t *buf, size_t len, char *out, size_t cap);
+int amthi_decode_hash_handles(const uint8_t *buf, size_t len, uint32_t *handles, unsigned *count);
+int amthi_decode_cert_hash(const uint8_t *buf, size_t len, struct amthi_cert_hash *out);
+int amthi_decode_local_account(const uint8_t *buf, size_t len, struct amthi_local_account *out);
+int amthi_decode_mac_addresses(const uint8_t *buf, size_t len, struct amthi_mac_addresses *out);
+
+/*
+ * Calls over a connected AMTHI handle (mei_open with MEI_GUID_AMTHI). A NOT_READY status is
+ * retried with backoff within the handle's ready time; other statuses are returned.
+ */
+int amthi_get_code_versions(struct mei_dev *dev, struct amthi_code_versions *out);
+int amthi_get_provisioning_state(struct mei_dev *dev, uint32_t *state);
+int amthi_get_control_mode(struct mei_dev *dev, uint32_t *mode);
+int amthi_get_uuid(struct mei_dev *dev, uint8_t uuid[16]);
+int amthi_get_lan_settings(struct mei_dev *dev, uint32_t index, struct amthi_lan_settings *out);
+int amthi_get_dns_suffix(struct mei_dev *dev, char *out, size_t cap);
+int amthi_get_remote_access(struct mei_dev *dev, struct amthi_remote_access *out);
+int amthi_get_power_policy(struct mei_dev *dev, char *out, size_t cap);
+/* Every certificate hash: EnumerateHashHandles then GetCertHashEntry per handle. */
+int amthi_get_cert_hashes(struct mei_dev *dev, struct amthi_cert_hash *out, unsigned cap,
+			  unsigned *count);
+int amthi_get_local_account(struct mei_dev *dev, struct amthi_local_account *out);
+int amthi_get_mac_addresses(struct mei_dev *dev, struct amthi_mac_addresses *out);
+
+/* Text forms. */
+void amthi_uuid_format(const uint8_t uuid[16], char out[37]); /* PROTOCOL.md byte order */
+void amthi_ipv4_format(uint32_t ipv4, char out[16]);
+void amthi_mac_format(const uint8_t mac[6], char out[18]);
+const char *amthi_hash_alg_name(uint8_t alg); /* "SHA384/SHA512" for 3 */
+
+/* ---- Watchdog client: state independence (ME 16.1+) ---- */
+
+struct amt_state_independence {
+	uint8_t raw;
+	bool new_interface;      /* bit 7: the other bits mean something */
+	bool transition_allowed; /* bit 0, only with new_interface */
+	bool amt_operational;    /* bit 1, only with new_interface */
+	bool restricted;         /* bit 5 */
+	bool tls_enforced;       /* bit 6 */
+	bool locked;             /* 0xE0: new + TLS + restricted: unprovision first */
+};
+
+#define WATCHDOG_IS_CHANGE_TO_AMT_ENABLED_LEN 4u
+extern const uint8_t WATCHDOG_IS_CHANGE_TO_AMT_ENABLED[4]; /* 05 02 51 10 */
+
+int watchdog_decode_state(const uint8_t *buf, size_t len, struct amt_state_independence *out);
+/* Over a handle connected to MEI_GUID_WATCHDOG. */
+int watchdog_get_state(struct mei_dev *dev, struct amt_state_independence *out);
+
+/* ---- sysfs ---- */
+
+#define MEI_FW_VER_MAX    3u
+#define MEI_FW_STATUS_MAX 6u
+
+struct mei_sysfs {
+	char dev_state[32]; /* "ENABLED", ... ; "" when the file is absent */
+	unsigned fw_ver_count;
+	struct {
+		unsigned platform, major, minor, hotfix, build;
+	} fw_ver[MEI_FW_VER_MAX];
+	unsigned fw_status_count;
+	uint32_t fw_status[MEI_FW_STATUS_MAX];
+};
+
+/*
+ * Read /sys/class/mei/NAME/{dev_state,fw_ver,fw_status} under ROOT (normally "/sys"). NAME is the
+ * device's basename ("mei0"). Missing files leave their fields empty; malformed ones give
+ * MEI_E_PROTOCOL; no directory gives MEI_E_NO_DEVICE.
+ */
+int mei_sysfs_read(const char *root, const char *name, struct mei_sysfs *out);
+int mei_sysfs_read_dev_state(const char *root, const char *name, char *out, size_t cap);
