@@ -47,24 +47,27 @@ extern const uint8_t MEI_GUID_WATCHDOG[16]; /* 05B79A6F-4628-4D7F-899D-A91514CB3
 
 /* ---- Device transport ---- */
 
-struct mei_timeouts {
+struct mei_opts {
+	const char *sysfs_root; /* NULL: "/sys"; where dev_state is read while waiting */
 	int ready_ms;     /* how long the ME may take to come up (dev_state, ENODEV on open) */
 	int recv_ms;      /* default deadline of one receive */
 	int busy_retries; /* connect attempts after EBUSY before MEI_E_BUSY */
 	int busy_base_ms; /* first backoff after EBUSY; doubles per attempt */
 };
 
-/* Defaults: ready 20 s, recv 10 s, 5 busy retries from 50 ms. */
-void mei_timeouts_default(struct mei_timeouts *t);
+/* Defaults: sysfs "/sys", ready 20 s, recv 10 s, 5 busy retries from 50 ms. */
+void mei_opts_default(struct mei_opts *o);
 
 struct mei_dev; /* one open connection to one ME client */
 
 /*
  * Open DEVICE ("/dev/mei0", any path of a MEI character device, or "unix:PATH") and connect to
- * the client GUID. Waits up to t->ready_ms for the ME to come up (retrying ENODEV on open and on
- * connect), retries EBUSY with exponential backoff. Never retries MEI_E_NO_CLIENT.
+ * the client GUID. For a character device, first waits (bounded by o->ready_ms) until
+ * SYSFS_ROOT/class/mei/NAME/dev_state reads ENABLED when that file exists; then, within the same
+ * bound, retries ENODEV on open and on connect. Retries EBUSY with exponential backoff. Never
+ * retries MEI_E_NO_CLIENT.
  */
-int mei_open(const char *device, const uint8_t guid[16], const struct mei_timeouts *t,
+int mei_open(const char *device, const uint8_t guid[16], const struct mei_opts *o,
 	     struct mei_dev **out);
 void mei_close(struct mei_dev *dev);
 
