@@ -1,2 +1,30 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-typedef int unused_log;
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static enum log_level current_level = LOG_INFO;
+
+void log_set_level(enum log_level level)
+{
+	current_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return current_level;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > current_level)
+		return;
+	fputs("amt-enlist: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}

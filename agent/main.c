@@ -1,4 +1,7 @@
-int main(void)
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "agent.h"
+
+int main(int argc, char **argv)
 {
-	return 0;
+	return agent_main(argc, argv);
 }

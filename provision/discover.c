@@ -1,2 +1,216 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
 #include "provision.h"
+
+void prov_opts_default(struct prov_opts *o)
+{
+	struct mei_opts m;
+
+	mei_opts_default(&m);
+	*o = (struct prov_opts){
+		.device = "/dev/mei0",
+		.sysfs_root = "/sys",
+		.ready_ms = m.ready_ms,
+		.recv_ms = m.recv_ms,
+	};
+}
+
+static int fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->code = code;
+	err->mei = mei;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static bool is_unix_device(const char *device)
+{
+	return strncmp(device, "unix:", 5) == 0;
+}
+
+static const char *device_name(const char *device)
+{
+	const char *slash = strrchr(device, '/');
+
+	return slash ? slash + 1 : device;
+}
+
+static void mei_opts_from(const struct prov_opts *o, struct mei_opts *m)
+{
+	mei_opts_default(m);
+	m->sysfs_root = o->sysfs_root;
+	m->ready_ms = o->ready_ms;
+	m->recv_ms = o->recv_ms;
+}
+
+/* A failure to open the AMTHI client, in words an operator can act on. */
+static int open_failure(const struct prov_opts *o, int r, struct prov_error *err)
+{
+	switch (r) {
+	case MEI_E_NO_DEVICE:
+		return fail(err, PROV_E_NO_AMT, r,
+			    "no MEI device %s: this machine has no Intel ME, or the mei_me driver "
+			    "is not loaded (modprobe mei_me)",
+			    o->device);
+	case MEI_E_ACCESS:
+		return fail(err, PROV_E_ACCESS, r, "permission denied opening %s (run as root)",
+			    o->device);
+	case MEI_E_NOT_READY:
+		return fail(err, PROV_E_ME_UNAVAILABLE, r,
+			    "the ME at %s did not become ready within %d ms", o->device,
+			    o->ready_ms);
+	case MEI_E_BUSY:
+		return fail(err, PROV_E_ME_UNAVAILABLE, r,
+			    "the AMTHI client of %s stays busy: another program holds it", o->device);
+	default:
+		return fail(err, PROV_E_ME_UNAVAILABLE, r, "cannot connect to AMTHI on %s: %s",
+			    o->device, mei_strerror(r));
+	}
+}
+
+/* The watchdog client, when it is free: it is optional, so every failure just means "unread". */
+static bool read_state_independence(const struct prov_opts *o, struct amt_state_independence *si)
+{
+	struct mei_opts m;
+	struct mei_dev *dev;
+	bool ok;
+
+	mei_opts_from(o, &m);
+	m.busy_retries = 0;
+	if (mei_open(o->device, MEI_GUID_WATCHDOG, &m, &dev) != 0)
+		return false;
+	ok = watchdog_get_state(dev, si) == 0;
+	mei_close(dev);
+	return ok;
+}
+
+/* Without an AMTHI client, the watchdog client tells "AMT disabled" from "no AMT". */
+static int no_amthi_client(const struct prov_opts *o, struct amt_state *st,
+			   struct prov_error *err)
+{
+	st->state_independence_read = read_state_independence(o, &st->si);
+	if (st->state_independence_read && st->si.new_interface && !st->si.amt_operational)
+		return fail(err, PROV_E_AMT_DISABLED, MEI_E_NO_CLIENT,
+			    "AMT is disabled on this machine (the ME reports it not operational%s)",
+			    st->si.transition_allowed ? "; it can be enabled in-band" : "");
+	return fail(err, PROV_E_NO_AMT, MEI_E_NO_CLIENT,
+		    "no AMT on this machine: the ME at %s has no AMTHI client (not a vPro "
+		    "machine, or AMT disabled in the BIOS)",
+		    o->device);
+}
+
+static int command_failure(const char *what, int r, struct prov_error *err)
+{
+	return fail(err, PROV_E_ME_UNAVAILABLE, r, "AMTHI %s failed: %s", what, mei_strerror(r));
+}
+
+/* Optional facts: a firmware status means "not available here", a transport error is fatal. */
+static bool optional(int r, bool *read)
+{
+	*read = r == 0;
+	return r >= 0;
+}
+
+static void find_host_side(struct prov_adapter *a)
+{
+	if (a->present)
+		host_iface_by_mac(a->lan.mac, a->host_ifname, sizeof(a->host_ifname),
+				  a->host_ipv4, sizeof(a->host_ipv4));
+}
+
+static int read_amthi(struct mei_dev *dev, struct amt_state *st, struct prov_error *err)
+{
+	bool read;
+	int r;
+
+	if ((r = amthi_get_code_versions(dev, &st->versions)) != 0)
+		return command_failure("GetCodeVersions", r, err);
+	if ((r = amthi_get_provisioning_state(dev, &st->provisioning_state)) != 0)
+		return command_failure("GetProvisioningState", r, err);
+	if ((r = amthi_get_control_mode(dev, &st->control_mode)) != 0)
+		return command_failure("GetControlMode", r, err);
+	if ((r = amthi_get_uuid(dev, st->uuid)) != 0)
+		return command_failure("GetUUID", r, err);
+	if ((r = amthi_get_lan_settings(dev, 0, &st->wired.lan)) != 0)
+		return command_failure("GetLANInterfaceSettings (wired)", r, err);
+	st->wired.present = true;
+	r = amthi_get_lan_settings(dev, 1, &st->wireless.lan);
+	if (!optional(r, &st->wireless.present))
+		return command_failure("GetLANInterfaceSettings (wireless)", r, err);
+	r = amthi_get_dns_suffix(dev, st->dns_suffix, sizeof(st->dns_suffix));
+	if (!optional(r, &read))
+		return command_failure("GetDnsSuffix", r, err);
+	r = amthi_get_remote_access(dev, &st->remote_access);
+	if (!optional(r, &read))
+		return command_failure("GetRemoteAccessConnectionStatus", r, err);
+	r = amthi_get_power_policy(dev, st->power_policy, sizeof(st->power_policy));
+	if (!optional(r, &st->power_policy_read))
+		return command_failure("GetCurrentPowerPolicy", r, err);
+	r = amthi_get_mac_addresses(dev, &st->macs);
+	if (!optional(r, &st->macs_read))
+		return command_failure("GetMacAddresses", r, err);
+	r = amthi_get_cert_hashes(dev, st->hashes, PROV_MAX_HASHES, &st->hash_count);
+	if (!optional(r, &read))
+		return command_failure("certificate hashes", r, err);
+	return 0;
+}
+
+static void derive(struct amt_state *st)
+{
+	const char *sku = amthi_version_get(&st->versions, "Sku");
+
+	st->amt_version = amthi_version_get(&st->versions, "AMT");
+	st->build = amthi_version_get(&st->versions, "Build Number");
+	st->sku = sku ? (unsigned)strtoul(sku, NULL, 0) : 0;
+	prov_decode_features(st->amt_version, st->sku, st->features, sizeof(st->features));
+
+	st->operational = "yes"; /* the AMTHI client answered */
+	st->tls_enforced = "unknown";
+	if (st->state_independence_read && st->si.new_interface) {
+		st->operational = st->si.amt_operational ? "yes" : "no";
+		st->tls_enforced = st->si.tls_enforced ? "yes" : "no";
+	}
+	find_host_side(&st->wired);
+	find_host_side(&st->wireless);
+}
+
+int prov_discover(const struct prov_opts *o, struct amt_state *st, struct prov_error *err)
+{
+	struct mei_opts m;
+	struct mei_dev *dev;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	memset(err, 0, sizeof(*err));
+	if (!is_unix_device(o->device))
+		st->sysfs_read =
+			mei_sysfs_read(o->sysfs_root, device_name(o->device), &st->sysfs) == 0;
+
+	mei_opts_from(o, &m);
+	r = mei_open(o->device, MEI_GUID_AMTHI, &m, &dev);
+	if (r == MEI_E_NO_CLIENT)
+		return no_amthi_client(o, st, err);
+	if (r != 0)
+		return open_failure(o, r, err);
+	r = read_amthi(dev, st, err);
+	st->amthi_connects = mei_connect_count(dev);
+	mei_close(dev);
+	if (r != 0)
+		return r;
+
+	st->state_independence_read = read_state_independence(o, &st->si);
+	derive(st);
+	return 0;
+}

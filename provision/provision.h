@@ -1,1 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * provision: what amt-enlist does with AMT and with the provisioning server. It calls mei/ for
+ * everything that touches the ME and knows no file descriptor itself.
+ *
+ * Return convention: 0 on success, a negative enum prov_err otherwise; the message that goes
+ * with a failure is written into a caller's struct prov_error (one line, no secrets).
+ */
 #pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "mei.h"
+
+enum prov_err {
+	PROV_OK = 0,
+	PROV_E_NO_AMT = -1,        /* no MEI device, or no AMTHI client on this ME */
+	PROV_E_AMT_DISABLED = -2,  /* AMT present but not operational */
+	PROV_E_ME_UNAVAILABLE = -3, /* ME not ready, not answering, or breaking the protocol */
+	PROV_E_ACCESS = -4,        /* not allowed to open the device (not root?) */
+	PROV_E_INTERNAL = -5,
+};
+
+struct prov_error {
+	int code;        /* enum prov_err */
+	int mei;         /* the mei-layer value behind it (mei_strerror), 0 if none */
+	char msg[256];
+};
+
+struct prov_opts {
+	const char *device;     /* "/dev/mei0" or "unix:PATH" */
+	const char *sysfs_root; /* "/sys" unless tests say otherwise */
+	int ready_ms;
+	int recv_ms;
+};
+
+void prov_opts_default(struct prov_opts *o);
+
+#define PROV_MAX_HASHES AMTHI_MAX_HASHES
+
+struct prov_adapter {
+	bool present;                  /* AMT answered for this interface */
+	struct amthi_lan_settings lan; /* valid when present */
+	char host_ifname[32];          /* the host interface with AMT's MAC, "" if none */
+	char host_ipv4[16];            /* its first IPv4, "" if none */
+};
+
+/* Everything `info` shows: AMT's state as read in one pass over one AMTHI connection. */
+struct amt_state {
+	bool sysfs_read;
+	struct mei_sysfs sysfs;
+
+	struct amthi_code_versions versions;
+	const char *amt_version; /* points into versions, or NULL */
+	const char *build;
+	unsigned sku;
+	char features[128]; /* SKU decoded, e.g. "AMT Pro Corporate" */
+
+	uint8_t uuid[16];
+	uint32_t provisioning_state;
+	uint32_t control_mode;
+
+	bool state_independence_read; /* the watchdog client answered */
+	struct amt_state_independence si;
+	const char *operational; /* "yes", "no", "unknown" */
+	const char *tls_enforced; /* "yes", "no", "unknown" (the APF session tells for sure) */
+
+	char dns_suffix[256];
+	struct amthi_remote_access remote_access;
+	char power_policy[256];
+	bool power_policy_read;
+	struct amthi_mac_addresses macs;
+	bool macs_read;
+
+	struct prov_adapter wired;
+	struct prov_adapter wireless;
+
+	unsigned hash_count;
+	struct amthi_cert_hash hashes[PROV_MAX_HASHES];
+
+	unsigned amthi_connects; /* connects made to the AMTHI client in this pass */
+};
+
+/*
+ * Read AMT's state: sysfs, then one connection to AMTHI for every command, then the watchdog
+ * client if it is free (its absence or EBUSY is not an error). Without an AMTHI client the
+ * watchdog client decides between "no AMT" and "AMT disabled".
+ */
+int prov_discover(const struct prov_opts *o, struct amt_state *st, struct prov_error *err);
+
+/* The SKU bits as words (rpc-go's decoding, by AMT major version). */
+void prov_decode_features(const char *amt_version, unsigned sku, char *out, size_t cap);
+
+/* Human words for state values. */
+const char *prov_control_mode_name(uint32_t mode);         /* "none", "client", "admin" */
+const char *prov_provisioning_state_name(uint32_t state); /* "pre", "in", "post" */
+
+/* The "amt" object of the JSON contract (DESIGN.md); info --json prints it. Caller owns it. */
+struct json_object *prov_state_to_json(const struct amt_state *st);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agent: the amt-enlist program. Command line, logging, exit codes and the subcommands; it
+ * calls provision/ and nothing below it.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "provision.h"
+
+/* The exit-code table of README.md and amt-enlist(8). */
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_INTERNAL = 1,      /* unexpected failure, permission denied, out of memory */
+	EXIT_USAGE = 2,         /* bad command line or configuration */
+	EXIT_NO_AMT = 3,        /* no MEI device, or no AMT on this machine */
+	EXIT_AMT_DISABLED = 4,  /* AMT present but disabled */
+	EXIT_ME_UNAVAILABLE = 5, /* the ME did not come up, did not answer, or broke the protocol */
+};
+
+struct agent_opts {
+	struct prov_opts prov;
+	bool json;
+};
+
+/* Run amt-enlist with ARGV; returns the process exit code. */
+int agent_main(int argc, char **argv);
+
+/* The one place where a provision/ failure becomes an exit code. */
+int exit_code_for(int prov_err);
+
+/* Subcommands. */
+int cmd_info(const struct agent_opts *o);
