@@ -297,3 +297,57 @@ struct mei_sysfs {
  */
 int mei_sysfs_read(const char *root, const char *name, struct mei_sysfs *out);
 int mei_sysfs_read_dev_state(const char *root, const char *name, char *out, size_t cap);
+
+/* ---- APF (port forwarding) over the LME client ---- */
+
+enum apf_message {
+	APF_DISCONNECT = 1,
+	APF_SERVICE_REQUEST = 5,
+	APF_SERVICE_ACCEPT = 6,
+	APF_GLOBAL_REQUEST = 80,
+	APF_REQUEST_SUCCESS = 81,
+	APF_REQUEST_FAILURE = 82,
+	APF_CHANNEL_OPEN = 90,
+	APF_CHANNEL_OPEN_CONFIRMATION = 91,
+	APF_CHANNEL_OPEN_FAILURE = 92,
+	APF_CHANNEL_WINDOW_ADJUST = 93,
+	APF_CHANNEL_DATA = 94,
+	APF_CHANNEL_CLOSE = 97,
+	APF_PROTOCOL_VERSION = 192,
+};
+
+#define APF_PORT_HTTP      16992u
+#define APF_PORT_HTTPS     16993u
+#define APF_PORT_REDIR     623u
+#define APF_PORT_REDIR_TLS 664u
+
+struct apf_session; /* one LME connection, its handshake done */
+
+/*
+ * Connect to the LME client of DEVICE and do the APF handshake, driven by the firmware's
+ * messages (no fixed waits): PROTOCOL_VERSION both ways, SERVICE_ACCEPT for "pfwd@amt.intel.com",
+ * REQUEST_SUCCESS for each tcpip-forward. The handshake is complete once the firmware has
+ * forwarded the WS-Man port (16992 or 16993); it is bounded by o->recv_ms.
+ */
+int apf_open(const char *device, const struct mei_opts *o, struct apf_session **out);
+void apf_close(struct apf_session *s);
+
+/* What the handshake learnt: 16993 (and 664) forwarded instead of 16992 means TLS is enforced. */
+bool apf_tls_enforced(const struct apf_session *s);
+uint16_t apf_wsman_port(const struct apf_session *s);
+/* Counters for tests and benchmarks: LME connects and handshakes done by this session. */
+unsigned apf_handshake_count(const struct apf_session *s);
+struct mei_dev *apf_device(struct apf_session *s);
+
+/*
+ * Open a channel to PORT on AMT and bridge it to a connected local stream socket, returned in
+ * *fd (the caller — e.g. libcurl through CURLOPT_OPENSOCKETFUNCTION — owns and closes it). The
+ * bridge pumps bytes both ways with APF flow control (window adjusts, frames no larger than
+ * max_msg_length - 9) until either side closes; then it sends CHANNEL_CLOSE and waits for the
+ * firmware's. If the firmware ended the LME session after an earlier channel closed, a fresh
+ * handshake is made first. Channels are used one after another, not at once.
+ */
+int apf_channel_bridge(struct apf_session *s, uint16_t port, int *fd);
+
+/* Wait until the bridge of the last channel has finished (the socket closed, CHANNEL_CLOSE done). */
+int apf_channel_wait(struct apf_session *s);
