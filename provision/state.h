@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The state directory (internal to provision/): one JSON file per AMT, named by its UUID, mode
+ * 0600, written atomically (temp file, fsync, rename, fsync of the directory). It holds the
+ * admin password from before Setup, so a rerun can find it, check it against AMT and hand it off
+ * again.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct state_record {
+	char uuid[37];
+	char user[33];
+	char password[33]; /* secret */
+	char status[16];   /* "pending" before Setup, "activated" once AMT accepted it */
+};
+
+/* Create DIR (mode 0700) if needed. 0, or -1 with WHY. */
+int state_dir_prepare(const char *dir, char *why, size_t why_cap);
+
+/* False for tmpfs and ramfs: what is there is gone after a reboot. */
+bool state_dir_is_persistent(const char *dir);
+
+int state_save(const char *dir, const struct state_record *rec, char *why, size_t why_cap);
+
+/* 0; 1 when there is no record for UUID; -1 with WHY when the file is unreadable or malformed. */
+int state_load(const char *dir, const char *uuid, struct state_record *rec, char *why,
+	       size_t why_cap);
+
+/* 0 (also when there was none), or -1 with WHY. */
+int state_remove(const char *dir, const char *uuid, char *why, size_t why_cap);
+
+/* Wipe a record's secrets. */
+void state_record_wipe(struct state_record *rec);

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * WS-Management for AMT (internal to provision/): SOAP 1.2 envelopes built and replies parsed
+ * with libxml2; HTTP with Digest auth by libcurl. The HTTP connection rides on an APF channel
+ * (mei's apf_channel_bridge hands libcurl a connected socket) or on LMS at 127.0.0.1.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libxml/tree.h>
+
+#include "mei.h"
+
+#define WSMAN_NS_SOAP   "http://www.w3.org/2003/05/soap-envelope"
+#define WSMAN_NS_ADDR   "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+#define WSMAN_NS_WSMAN  "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+#define WSMAN_ACTION_GET "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
+
+#define AMT_URI_GENERAL_SETTINGS  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings"
+#define AMT_URI_SETUP_AND_CONFIG  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_SetupAndConfigurationService"
+#define AMT_URI_AUTHORIZATION     "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_AuthorizationService"
+#define AMT_URI_TLS_SETTING_DATA  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_TLSSettingData"
+#define AMT_URI_POWER_SCHEME      "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_SystemPowerScheme"
+#define IPS_URI_HOST_BASED_SETUP  "http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService"
+#define IPS_URI_OPT_IN            "http://intel.com/wbem/wscim/1/ips-schema/1/IPS_OptInService"
+
+enum wsman_err {
+	WSMAN_OK = 0,
+	WSMAN_E_CONNECT = -1,   /* could not reach AMT's WS-Man port (channel refused, LMS down) */
+	WSMAN_E_AUTH = -2,      /* 401 after Digest: the credentials are wrong */
+	WSMAN_E_HTTP = -3,      /* another HTTP status */
+	WSMAN_E_FAULT = -4,     /* a SOAP fault; the reason is in the error text */
+	WSMAN_E_PARSE = -5,     /* the reply is not the XML we expect */
+	WSMAN_E_TIMEOUT = -6,
+	WSMAN_E_TLS = -7,       /* TLS handshake or verification failed */
+	WSMAN_E_INTERNAL = -8,
+};
+
+struct wsman_error {
+	int code;       /* enum wsman_err */
+	long http_status;
+	char msg[256];  /* one line, never a credential */
+};
+
+enum wsman_route {
+	WSMAN_VIA_APF, /* an APF channel over the LME client (no LMS needed) */
+	WSMAN_VIA_LMS, /* LMS's listener on 127.0.0.1, only when it belongs to root */
+};
+
+struct wsman_target {
+	enum wsman_route route;
+	struct apf_session *apf; /* WSMAN_VIA_APF */
+	const char *lms_host;    /* WSMAN_VIA_LMS: normally "127.0.0.1" */
+	uint16_t port;           /* 16992, or 16993 with TLS */
+	bool tls;
+	const char *ca_file;     /* TLS: the CA that AMT's certificate must chain to; NULL: see docs */
+	int timeout_ms;          /* per request */
+};
+
+struct wsman_client;
+
+/* USER and PASS are copied (and wiped on free); PASS never reaches a log or an error text. */
+int wsman_client_new(const struct wsman_target *t, const char *user, const char *pass,
+		     struct wsman_client **out, struct wsman_error *err);
+void wsman_client_free(struct wsman_client *c);
+
+struct wsman_param {
+	const char *name;
+	const char *value;
+};
+
+/* Envelopes (pure, for tests): a Transfer Get, and a method call with flat parameters. */
+xmlDocPtr wsman_envelope_get(const char *resource_uri, unsigned message_id);
+xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
+				const struct wsman_param *params, size_t n_params,
+				unsigned message_id);
+
+/*
+ * Parse a reply (pure, for tests): a SOAP fault becomes WSMAN_E_FAULT with its Reason text (and
+ * subcode) in err->msg; otherwise *doc owns the parsed reply.
+ */
+int wsman_parse_reply(const char *body, size_t len, xmlDocPtr *doc, struct wsman_error *err);
+
+/* The text of the first element with LOCAL_NAME in the reply's Body (namespaces honoured). */
+int wsman_body_text(xmlDocPtr doc, const char *local_name, char *out, size_t cap);
+/* <ReturnValue> as a number; WSMAN_E_PARSE when absent. */
+int wsman_return_value(xmlDocPtr doc, unsigned *rv);
+
+/* One request over the client: Get RESOURCE, or invoke METHOD on it. *reply is the caller's. */
+int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply,
+	      struct wsman_error *err);
+int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,
+		 const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
+		 struct wsman_error *err);
+
+/*
+ * LMS safety: true only when the socket listening on 127.0.0.1:PORT belongs to uid 0 (read from
+ * /proc/net/tcp; PROC_ROOT is "/proc" unless tests say otherwise).
+ */
+bool wsman_lms_listener_is_root(const char *proc_root, uint16_t port);
