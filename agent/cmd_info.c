@@ -97,24 +97,29 @@ static int print_json(const struct amt_state *st)
 int cmd_info(const struct agent_opts *o)
 {
 	struct amt_state *st = calloc(1, sizeof(*st));
+	struct prov_session *s = prov_session_new(&o->prov);
 	struct prov_error err;
-	int r;
+	int r = EXIT_INTERNAL;
 
-	if (!st) {
+	if (!st || !s) {
 		log_error("out of memory");
-		return EXIT_INTERNAL;
+		goto out;
 	}
-	r = prov_discover(&o->prov, st, &err);
+	r = prov_discover(s, st, &err);
+	log_debug("AMTHI connects: %u", prov_session_amthi_connects(s));
 	if (r != 0) {
 		log_error("%s", err.msg);
-		free(st);
-		return exit_code_for(r);
+		r = exit_code_for(r);
+		goto out;
 	}
-	log_debug("AMTHI connects: %u", st->amthi_connects);
-	if (o->json)
+	if (o->json) {
 		r = print_json(st);
-	else
+	} else {
 		print_text(st);
+		r = EXIT_OK;
+	}
+out:
+	prov_session_free(s);
 	free(st);
-	return o->json ? r : EXIT_OK;
+	return r;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "host.h"
-#include "provision.h"
+#include "session.h"
 
 void prov_opts_default(struct prov_opts *o)
 {
@@ -20,10 +20,7 @@ void prov_opts_default(struct prov_opts *o)
 	};
 }
 
-static int fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
+int prov_fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -47,7 +44,7 @@ static const char *device_name(const char *device)
 	return slash ? slash + 1 : device;
 }
 
-static void mei_opts_from(const struct prov_opts *o, struct mei_opts *m)
+void mei_opts_from(const struct prov_opts *o, struct mei_opts *m)
 {
 	mei_opts_default(m);
 	m->sysfs_root = o->sysfs_root;
@@ -60,22 +57,22 @@ static int open_failure(const struct prov_opts *o, int r, struct prov_error *err
 {
 	switch (r) {
 	case MEI_E_NO_DEVICE:
-		return fail(err, PROV_E_NO_AMT, r,
+		return prov_fail(err, PROV_E_NO_AMT, r,
 			    "no MEI device %s: this machine has no Intel ME, or the mei_me driver "
 			    "is not loaded (modprobe mei_me)",
 			    o->device);
 	case MEI_E_ACCESS:
-		return fail(err, PROV_E_ACCESS, r, "permission denied opening %s (run as root)",
+		return prov_fail(err, PROV_E_ACCESS, r, "permission denied opening %s (run as root)",
 			    o->device);
 	case MEI_E_NOT_READY:
-		return fail(err, PROV_E_ME_UNAVAILABLE, r,
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r,
 			    "the ME at %s did not become ready within %d ms", o->device,
 			    o->ready_ms);
 	case MEI_E_BUSY:
-		return fail(err, PROV_E_ME_UNAVAILABLE, r,
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r,
 			    "the AMTHI client of %s stays busy: another program holds it", o->device);
 	default:
-		return fail(err, PROV_E_ME_UNAVAILABLE, r, "cannot connect to AMTHI on %s: %s",
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "cannot connect to AMTHI on %s: %s",
 			    o->device, mei_strerror(r));
 	}
 }
@@ -102,10 +99,10 @@ static int no_amthi_client(const struct prov_opts *o, struct amt_state *st,
 {
 	st->state_independence_read = read_state_independence(o, &st->si);
 	if (st->state_independence_read && st->si.new_interface && !st->si.amt_operational)
-		return fail(err, PROV_E_AMT_DISABLED, MEI_E_NO_CLIENT,
+		return prov_fail(err, PROV_E_AMT_DISABLED, MEI_E_NO_CLIENT,
 			    "AMT is disabled on this machine (the ME reports it not operational%s)",
 			    st->si.transition_allowed ? "; it can be enabled in-band" : "");
-	return fail(err, PROV_E_NO_AMT, MEI_E_NO_CLIENT,
+	return prov_fail(err, PROV_E_NO_AMT, MEI_E_NO_CLIENT,
 		    "no AMT on this machine: the ME at %s has no AMTHI client (not a vPro "
 		    "machine, or AMT disabled in the BIOS)",
 		    o->device);
@@ -113,7 +110,7 @@ static int no_amthi_client(const struct prov_opts *o, struct amt_state *st,
 
 static int command_failure(const char *what, int r, struct prov_error *err)
 {
-	return fail(err, PROV_E_ME_UNAVAILABLE, r, "AMTHI %s failed: %s", what, mei_strerror(r));
+	return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "AMTHI %s failed: %s", what, mei_strerror(r));
 }
 
 /* Optional facts: a firmware status means "not available here", a transport error is fatal. */
@@ -186,9 +183,58 @@ static void derive(struct amt_state *st)
 	find_host_side(&st->wireless);
 }
 
-int prov_discover(const struct prov_opts *o, struct amt_state *st, struct prov_error *err)
+struct prov_session *prov_session_new(const struct prov_opts *o)
+{
+	struct prov_session *s = calloc(1, sizeof(*s));
+
+	if (s)
+		s->opts = *o;
+	return s;
+}
+
+void prov_session_free(struct prov_session *s)
+{
+	if (!s)
+		return;
+	if (s->amthi)
+		mei_close(s->amthi);
+	free(s);
+}
+
+unsigned prov_session_amthi_connects(const struct prov_session *s)
+{
+	return s->amthi_connects_before + (s->amthi ? mei_connect_count(s->amthi) : 0);
+}
+
+int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_error *err)
 {
 	struct mei_opts m;
+	int r;
+
+	if (!s->amthi) {
+		mei_opts_from(&s->opts, &m);
+		r = mei_open(s->opts.device, MEI_GUID_AMTHI, &m, &s->amthi);
+		if (r != 0) {
+			s->amthi = NULL;
+			return r == MEI_E_NO_CLIENT ? r : open_failure(&s->opts, r, err);
+		}
+	}
+	*dev = s->amthi;
+	return 0;
+}
+
+void session_amthi_drop(struct prov_session *s)
+{
+	if (s->amthi) {
+		s->amthi_connects_before += mei_connect_count(s->amthi);
+		mei_close(s->amthi);
+		s->amthi = NULL;
+	}
+}
+
+int prov_discover(struct prov_session *s, struct amt_state *st, struct prov_error *err)
+{
+	const struct prov_opts *o = &s->opts;
 	struct mei_dev *dev;
 	int r;
 
@@ -198,15 +244,12 @@ int prov_discover(const struct prov_opts *o, struct amt_state *st, struct prov_e
 		st->sysfs_read =
 			mei_sysfs_read(o->sysfs_root, device_name(o->device), &st->sysfs) == 0;
 
-	mei_opts_from(o, &m);
-	r = mei_open(o->device, MEI_GUID_AMTHI, &m, &dev);
+	r = session_amthi(s, &dev, err);
 	if (r == MEI_E_NO_CLIENT)
 		return no_amthi_client(o, st, err);
 	if (r != 0)
-		return open_failure(o, r, err);
+		return r;
 	r = read_amthi(dev, st, err);
-	st->amthi_connects = mei_connect_count(dev);
-	mei_close(dev);
 	if (r != 0)
 		return r;
 

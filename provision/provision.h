@@ -23,6 +23,11 @@ enum prov_err {
 	PROV_E_ME_UNAVAILABLE = -3, /* ME not ready, not answering, or breaking the protocol */
 	PROV_E_ACCESS = -4,        /* not allowed to open the device (not root?) */
 	PROV_E_INTERNAL = -5,
+	PROV_E_UNKNOWN_CREDENTIALS = -6, /* AMT provisioned with a password we do not hold */
+	PROV_E_ACTIVATION = -7,    /* AMT refused or failed the activation */
+	PROV_E_NOT_DURABLE = -8,   /* nowhere durable to keep a generated password: refused */
+	PROV_E_BAD_INPUT = -9,     /* an operator's file or value is unusable */
+	PROV_E_REFUSED = -10,      /* asked for something we will not do (e.g. unprovision ACM) */
 };
 
 struct prov_error {
@@ -81,16 +86,25 @@ struct amt_state {
 
 	unsigned hash_count;
 	struct amthi_cert_hash hashes[PROV_MAX_HASHES];
-
-	unsigned amthi_connects; /* connects made to the AMTHI client in this pass */
 };
 
 /*
- * Read AMT's state: sysfs, then one connection to AMTHI for every command, then the watchdog
- * client if it is free (its absence or EBUSY is not an error). Without an AMTHI client the
- * watchdog client decides between "no AMT" and "AMT disabled".
+ * One run's conversation with the ME: each ME client is connected at most once and the
+ * connection is kept for the whole run (discovery, activation, confirmation).
  */
-int prov_discover(const struct prov_opts *o, struct amt_state *st, struct prov_error *err);
+struct prov_session;
+
+struct prov_session *prov_session_new(const struct prov_opts *o);
+void prov_session_free(struct prov_session *s);
+/* Connects made so far to the AMTHI client (1 in a run without firmware resets). */
+unsigned prov_session_amthi_connects(const struct prov_session *s);
+
+/*
+ * Read AMT's state: sysfs, then every AMTHI command over the session's AMTHI connection, then
+ * the watchdog client if it is free (its absence or EBUSY is not an error). Without an AMTHI
+ * client the watchdog client decides between "no AMT" and "AMT disabled".
+ */
+int prov_discover(struct prov_session *s, struct amt_state *st, struct prov_error *err);
 
 /* The SKU bits as words (rpc-go's decoding, by AMT major version). */
 void prov_decode_features(const char *amt_version, unsigned sku, char *out, size_t cap);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The run's session with the ME (internal to provision/). */
+#pragma once
+
+#include "provision.h"
+
+struct prov_session {
+	struct prov_opts opts;
+	struct mei_dev *amthi;          /* connected once, kept for the run */
+	unsigned amthi_connects_before; /* connects of AMTHI handles already dropped */
+	struct apf_session *apf;        /* the LME session, made when WS-Man is first needed */
+};
+
+/*
+ * The session's AMTHI connection, connecting on first use. Returns 0, MEI_E_NO_CLIENT as is
+ * (the caller decides between "no AMT" and "disabled"), or a prov_err with ERR filled.
+ */
+int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_error *err);
+
+/* Forget the AMTHI connection (after AMT was enabled, its client list changes). */
+void session_amthi_drop(struct prov_session *s);
+
+void mei_opts_from(const struct prov_opts *o, struct mei_opts *m);
+int prov_fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
