@@ -17,11 +17,16 @@ enum exit_code {
 	EXIT_NO_AMT = 3,        /* no MEI device, or no AMT on this machine */
 	EXIT_AMT_DISABLED = 4,  /* AMT present but disabled */
 	EXIT_ME_UNAVAILABLE = 5, /* the ME did not come up, did not answer, or broke the protocol */
+	EXIT_UNKNOWN_CREDENTIALS = 6, /* AMT provisioned with a password we do not hold */
+	EXIT_ACTIVATION = 7,    /* activation or deactivation failed or was refused */
+	EXIT_NOT_DURABLE = 10,  /* refused to activate: nowhere durable for the password */
 };
 
 struct agent_opts {
 	struct prov_opts prov;
+	struct prov_activate_opts activate;
 	bool json;
+	bool show_password;
 };
 
 /* Run amt-enlist with ARGV; returns the process exit code. */
@@ -32,3 +37,5 @@ int exit_code_for(int prov_err);
 
 /* Subcommands. */
 int cmd_info(const struct agent_opts *o);
+int cmd_activate(const struct agent_opts *o);
+int cmd_deactivate(const struct agent_opts *o);

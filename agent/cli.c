@@ -18,12 +18,20 @@ struct command {
 
 static const struct command commands[] = {
 	{"info", cmd_info, "show AMT's state: versions, identity, modes, network, certificate hashes"},
+	{"activate", cmd_activate, "activate AMT in client control mode with a password held here"},
+	{"deactivate", cmd_deactivate, "unprovision AMT locally (client control mode only)"},
 };
 
 enum {
 	OPT_SYSFS_ROOT = 256,
 	OPT_READY_TIMEOUT,
+	OPT_ME_TIMEOUT,
 	OPT_JSON,
+	OPT_STATE_DIR,
+	OPT_PASSWORD_FILE,
+	OPT_REPROVISION,
+	OPT_SHOW_PASSWORD,
+	OPT_AMT_CA,
 };
 
 struct option_help {
@@ -38,8 +46,20 @@ static const struct option_help options[] = {
 	{{"json", no_argument, NULL, OPT_JSON}, NULL, "print for programs (JSON) instead of people"},
 	{{"ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT}, "SECONDS",
 	 "how long the ME may take to come up (default 20)"},
+	{{"me-timeout", required_argument, NULL, OPT_ME_TIMEOUT}, "SECONDS",
+	 "how long to wait for each reply of the ME (default 10)"},
 	{{"sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT}, "DIR",
 	 "where to read the ME's sysfs attributes (default /sys)"},
+	{{"state-dir", required_argument, NULL, OPT_STATE_DIR}, "DIR",
+	 "where the admin password is kept, per AMT UUID (default /run/amt-enlist)"},
+	{{"password-file", required_argument, NULL, OPT_PASSWORD_FILE}, "FILE",
+	 "activate with the admin password in FILE instead of a generated one"},
+	{{"reprovision", no_argument, NULL, OPT_REPROVISION}, NULL,
+	 "reset client control mode whose password is not held here, then activate"},
+	{{"show-password", no_argument, NULL, OPT_SHOW_PASSWORD}, NULL,
+	 "print the admin password (it is hidden otherwise)"},
+	{{"amt-ca", required_argument, NULL, OPT_AMT_CA}, "FILE",
+	 "CA certificate(s) AMT's TLS certificate must chain to"},
 	{{"verbose", no_argument, NULL, 'v'}, NULL, "say more (repeat for debug)"},
 	{{"quiet", no_argument, NULL, 'q'}, NULL, "errors only"},
 	{{"help", no_argument, NULL, 'h'}, NULL, "show this help"},
@@ -52,7 +72,7 @@ static const struct option_help options[] = {
 static void print_help(FILE *out)
 {
 	fprintf(out, "Usage: amt-enlist [OPTIONS] [COMMAND] [OPTIONS]\n\n"
-		     "Reads Intel AMT's state over the Management Engine.\n\nCommands:\n");
+		     "Reads Intel AMT's state over the Management Engine and activates it.\n\nCommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nWith no command: info.\n\nOptions:\n");
@@ -69,7 +89,9 @@ static void print_help(FILE *out)
 		fprintf(out, "  %-28s %s\n", left, options[i].help);
 	}
 	fprintf(out, "\nExit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 no AMT, "
-		     "4 AMT disabled,\n5 ME not ready or not answering. See amt-enlist(8).\n");
+		     "4 AMT disabled,\n5 ME not ready or not answering, 6 AMT provisioned with a "
+		     "password not held here,\n7 activation failed or refused, 10 no durable place "
+		     "for a new password.\nSee amt-enlist(8).\n");
 }
 
 static int parse_seconds(const char *name, const char *text, int *ms)
@@ -107,8 +129,31 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 		return 0;
 	case OPT_READY_TIMEOUT:
 		return parse_seconds("ready-timeout", optarg, &o->prov.ready_ms);
+	case OPT_ME_TIMEOUT:
+		if (parse_seconds("me-timeout", optarg, &o->prov.recv_ms) < 0)
+			return -1;
+		if (o->prov.recv_ms == 0) {
+			log_error("--me-timeout: must be at least 1 second");
+			return -1;
+		}
+		return 0;
 	case OPT_SYSFS_ROOT:
 		o->prov.sysfs_root = optarg;
+		return 0;
+	case OPT_STATE_DIR:
+		o->activate.state_dir = optarg;
+		return 0;
+	case OPT_PASSWORD_FILE:
+		o->activate.password_file = optarg;
+		return 0;
+	case OPT_REPROVISION:
+		o->activate.reprovision = true;
+		return 0;
+	case OPT_SHOW_PASSWORD:
+		o->show_password = true;
+		return 0;
+	case OPT_AMT_CA:
+		o->activate.amt_ca_file = optarg;
 		return 0;
 	case 'v':
 		(*verbosity)++;
@@ -142,6 +187,7 @@ int agent_main(int argc, char **argv)
 		longopts[i] = options[i].opt;
 	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[N_OPTIONS]));
 	prov_opts_default(&o.prov);
+	prov_activate_opts_default(&o.activate);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:vqhV", longopts, NULL)) != -1) {
 		if (c == 'h') {
@@ -186,6 +232,15 @@ int exit_code_for(int prov_err)
 		return EXIT_AMT_DISABLED;
 	case PROV_E_ME_UNAVAILABLE:
 		return EXIT_ME_UNAVAILABLE;
+	case PROV_E_UNKNOWN_CREDENTIALS:
+		return EXIT_UNKNOWN_CREDENTIALS;
+	case PROV_E_ACTIVATION:
+	case PROV_E_REFUSED:
+		return EXIT_ACTIVATION;
+	case PROV_E_NOT_DURABLE:
+		return EXIT_NOT_DURABLE;
+	case PROV_E_BAD_INPUT:
+		return EXIT_USAGE;
 	default:
 		return EXIT_INTERNAL;
 	}

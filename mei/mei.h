@@ -34,6 +34,7 @@ enum mei_err {
 	MEI_E_ACCESS = -9,    /* EACCES/EPERM on open */
 	MEI_E_IO = -10,       /* any other errno */
 	MEI_E_NOMEM = -11,
+	MEI_E_REFUSED = -12, /* APF: AMT answered CHANNEL_OPEN_FAILURE (apf_last_refusal) */
 };
 
 /* A name for any return value of this layer: negative mei_err, 0, or a positive AMTHI status. */
@@ -250,6 +251,11 @@ int amthi_get_cert_hashes(struct mei_dev *dev, struct amthi_cert_hash *out, unsi
 int amthi_get_local_account(struct mei_dev *dev, struct amthi_local_account *out);
 int amthi_get_mac_addresses(struct mei_dev *dev, struct amthi_mac_addresses *out);
 
+/* A reply that carries only a status, or a status and one u32 (Unprovision: sources disagree). */
+int amthi_decode_status_only(uint32_t command, const uint8_t *buf, size_t len);
+/* Local unprovision (mode 0). Client control mode only: ACM answers INVALID_AMT_MODE. */
+int amthi_unprovision(struct mei_dev *dev);
+
 /* Text forms. */
 void amthi_uuid_format(const uint8_t uuid[16], char out[37]); /* PROTOCOL.md byte order */
 void amthi_ipv4_format(uint32_t ipv4, char out[16]);
@@ -272,6 +278,10 @@ struct amt_state_independence {
 extern const uint8_t WATCHDOG_IS_CHANGE_TO_AMT_ENABLED[4]; /* 05 02 51 10 */
 
 int watchdog_decode_state(const uint8_t *buf, size_t len, struct amt_state_independence *out);
+/* SetAmtOperationalState's reply: a 4-byte echo of 05 xx 53 10, then u32 status (rpc-go). */
+int watchdog_decode_set_state(const uint8_t *buf, size_t len);
+/* Enable (or disable) AMT (ME 16.1+): 05 03 53 10 <u8 enable>. 0 or the positive status. */
+int watchdog_set_operational(struct mei_dev *dev, bool enable);
 /* Over a handle connected to MEI_GUID_WATCHDOG. */
 int watchdog_get_state(struct mei_dev *dev, struct amt_state_independence *out);
 
@@ -300,10 +310,18 @@ int mei_sysfs_read_dev_state(const char *root, const char *name, char *out, size
 
 /* ---- APF (port forwarding) over the LME client ---- */
 
+/*
+ * APF is SSH's connection protocol cut down (PROTOCOL.md section 4; intel/lms LMS_if.h,
+ * go-wsman-messages pkg/apf). Integers are big-endian; a string is a u32 length and its bytes,
+ * without a terminator.
+ */
 enum apf_message {
 	APF_DISCONNECT = 1,
 	APF_SERVICE_REQUEST = 5,
 	APF_SERVICE_ACCEPT = 6,
+	APF_USERAUTH_REQUEST = 50,
+	APF_USERAUTH_FAILURE = 51,
+	APF_USERAUTH_SUCCESS = 52,
 	APF_GLOBAL_REQUEST = 80,
 	APF_REQUEST_SUCCESS = 81,
 	APF_REQUEST_FAILURE = 82,
@@ -316,38 +334,200 @@ enum apf_message {
 	APF_PROTOCOL_VERSION = 192,
 };
 
+enum apf_disconnect_reason {
+	APF_DISCONNECT_PROTOCOL_ERROR = 2,
+	APF_DISCONNECT_SERVICE_NOT_AVAILABLE = 7,
+	APF_DISCONNECT_PROTOCOL_VERSION_NOT_SUPPORTED = 8,
+	APF_DISCONNECT_CONNECTION_LOST = 10,
+	APF_DISCONNECT_BY_APPLICATION = 11,
+};
+
+enum apf_open_failure_reason {
+	APF_OPEN_FAILURE_PROHIBITED = 1,
+	APF_OPEN_FAILURE_CONNECT_FAILED = 2,
+	APF_OPEN_FAILURE_UNKNOWN_CHANNEL_TYPE = 3,
+	APF_OPEN_FAILURE_RESOURCE_SHORTAGE = 4,
+};
+
+#define APF_SERVICE_PFWD                 "pfwd@amt.intel.com"
+#define APF_SERVICE_AUTH                 "auth@amt.intel.com"
+#define APF_REQUEST_TCPIP_FORWARD        "tcpip-forward"
+#define APF_REQUEST_CANCEL_TCPIP_FORWARD "cancel-tcpip-forward"
+#define APF_CHANNEL_TYPE_FORWARDED       "forwarded-tcpip"
+#define APF_CHANNEL_TYPE_DIRECT          "direct-tcpip"
+
 #define APF_PORT_HTTP      16992u
 #define APF_PORT_HTTPS     16993u
 #define APF_PORT_REDIR     623u
 #define APF_PORT_REDIR_TLS 664u
 
+#define APF_PROTOCOL_VERSION_LEN 93u  /* type, major, minor, trigger, UUID[16], reserved[64] */
+#define APF_DATA_HEADER_LEN      9u   /* CHANNEL_DATA: type, recipient, length; then the bytes */
+#define APF_TRIGGER_LME_REQUEST  254u /* what LMS sends, and firmware answers with */
+#define APF_DEFAULT_WINDOW       4096u
+#define APF_MAX_PACKET_UNLIMITED 0xFFFFFFFFu /* CHANNEL_OPEN's third u32 (LMS, rpc-go) */
+
+/* A string inside a decoded message: borrowed from the message buffer, not NUL-terminated. */
+struct apf_str {
+	const uint8_t *p;
+	uint32_t len;
+};
+
+/* One decoded message; the member named after the type is filled, strings point into the input. */
+struct apf_msg {
+	uint8_t type; /* enum apf_message */
+	union {
+		struct {
+			uint32_t reason;
+		} disconnect;
+		struct apf_str service; /* SERVICE_REQUEST, SERVICE_ACCEPT */
+		struct {
+			/* the method's data (a password) is checked, not kept */
+			struct apf_str user, service, method;
+		} userauth;
+		struct {
+			struct apf_str name;
+			bool want_reply;
+			bool has_forward; /* (cancel-)tcpip-forward: address and port follow; other
+					     requests' bytes after want_reply are skipped */
+			struct apf_str address;
+			uint32_t port;
+		} global;
+		struct {
+			bool has_port; /* the 5-byte reply to tcpip-forward; 1 byte otherwise */
+			uint32_t port;
+		} success;
+		struct {
+			struct apf_str channel_type;
+			uint32_t sender, window, max_packet;
+			bool has_endpoints; /* forwarded-/direct-tcpip; other types: skipped */
+			struct apf_str connected_address;
+			uint32_t connected_port;
+			struct apf_str originator_address;
+			uint32_t originator_port;
+		} open;
+		struct {
+			uint32_t recipient, sender, window, reserved;
+		} confirm;
+		struct {
+			uint32_t recipient, reason;
+		} failure;
+		struct {
+			uint32_t recipient, bytes;
+		} adjust;
+		struct {
+			uint32_t recipient;
+			const uint8_t *bytes;
+			uint32_t len;
+		} data;
+		struct {
+			uint32_t recipient;
+		} close;
+		struct {
+			uint32_t major, minor, trigger;
+			uint8_t uuid[16];
+		} version;
+	};
+};
+
+/*
+ * Decode one whole message. Every length is checked against the buffer: truncation, a string
+ * running past the end, trailing bytes, a wrong fixed length, a port above 65535 or an unknown
+ * type give MEI_E_PROTOCOL. out->type is the first byte even then (when there is one), so a
+ * caller can tell an unknown type (apf_message_known) from a malformed known one.
+ */
+int apf_decode(const uint8_t *buf, size_t len, struct apf_msg *out);
+bool apf_message_known(uint8_t type);
+const char *apf_message_name(uint8_t type);
+const char *apf_open_failure_name(uint32_t reason);
+const char *apf_disconnect_name(uint32_t reason);
+
+/*
+ * Encoders: each writes one message into OUT and returns its length, or 0 when it does not fit
+ * in CAP (pass max_msg_length as CAP and nothing too big for the client is ever built).
+ * UUID may be NULL (zeros).
+ */
+size_t apf_encode_protocol_version(uint8_t *out, size_t cap, uint32_t major, uint32_t minor,
+				   uint32_t trigger, const uint8_t *uuid);
+size_t apf_encode_disconnect(uint8_t *out, size_t cap, uint32_t reason);
+/* SERVICE_REQUEST or SERVICE_ACCEPT. */
+size_t apf_encode_service(uint8_t *out, size_t cap, uint8_t type, const char *name);
+/* A message that is its type alone: REQUEST_SUCCESS (the reply to cancel-tcpip-forward),
+ * REQUEST_FAILURE, USERAUTH_SUCCESS. */
+size_t apf_encode_bare(uint8_t *out, size_t cap, uint8_t type);
+size_t apf_encode_global_request(uint8_t *out, size_t cap, const char *name, bool want_reply,
+				 const char *address, uint32_t port);
+size_t apf_encode_request_success_port(uint8_t *out, size_t cap, uint32_t port);
+size_t apf_encode_channel_open(uint8_t *out, size_t cap, const char *channel_type,
+			       uint32_t sender, uint32_t window, const char *connected_address,
+			       uint32_t connected_port, const char *originator_address,
+			       uint32_t originator_port);
+size_t apf_encode_open_confirmation(uint8_t *out, size_t cap, uint32_t recipient,
+				    uint32_t sender, uint32_t window, uint32_t reserved);
+size_t apf_encode_open_failure(uint8_t *out, size_t cap, uint32_t recipient, uint32_t reason);
+size_t apf_encode_window_adjust(uint8_t *out, size_t cap, uint32_t recipient, uint32_t bytes);
+size_t apf_encode_channel_data(uint8_t *out, size_t cap, uint32_t recipient, const void *bytes,
+			       uint32_t len);
+size_t apf_encode_channel_close(uint8_t *out, size_t cap, uint32_t recipient);
+
 struct apf_session; /* one LME connection, its handshake done */
 
 /*
  * Connect to the LME client of DEVICE and do the APF handshake, driven by the firmware's
- * messages (no fixed waits): PROTOCOL_VERSION both ways, SERVICE_ACCEPT for "pfwd@amt.intel.com",
- * REQUEST_SUCCESS for each tcpip-forward. The handshake is complete once the firmware has
- * forwarded the WS-Man port (16992 or 16993); it is bounded by o->recv_ms.
+ * messages (no fixed waits): the host's PROTOCOL_VERSION 1.0 goes first (a firmware version
+ * that arrives before it is fine too); any 1.x is accepted, another major is refused with
+ * DISCONNECT and MEI_E_PROTOCOL; SERVICE_ACCEPT for "pfwd@amt.intel.com" (and
+ * "auth@amt.intel.com"); REQUEST_SUCCESS for each tcpip-forward. The handshake is complete once
+ * the firmware has forwarded the WS-Man port (16992 or 16993); what it has already queued behind
+ * that (the second port) is answered too, and later global requests are answered whenever they
+ * arrive. Bounded by o->recv_ms. A DISCONNECT or a reset fails it (MEI_E_RESET).
+ * apf_open_err also writes a one-line reason into ERR (ERRLEN bytes) on failure.
  */
 int apf_open(const char *device, const struct mei_opts *o, struct apf_session **out);
+int apf_open_err(const char *device, const struct mei_opts *o, struct apf_session **out,
+		 char *err, size_t errlen);
+/* Stops a running bridge, says DISCONNECT (by application) to a live session, disconnects. */
 void apf_close(struct apf_session *s);
 
 /* What the handshake learnt: 16993 (and 664) forwarded instead of 16992 means TLS is enforced. */
 bool apf_tls_enforced(const struct apf_session *s);
 uint16_t apf_wsman_port(const struct apf_session *s);
-/* Counters for tests and benchmarks: LME connects and handshakes done by this session. */
+/* Counters for tests and benchmarks: handshakes done by this session (1 after apf_open; +1 per
+ * transparent reconnect). */
 unsigned apf_handshake_count(const struct apf_session *s);
 struct mei_dev *apf_device(struct apf_session *s);
 
+/* The receive window offered by later channel opens (default APF_DEFAULT_WINDOW; 0 keeps it). */
+void apf_set_window(struct apf_session *s, uint32_t window);
+
+/*
+ * One line about the last failure (e.g. "AMT refused a channel to port 16992: resource
+ * shortage (reason 4)"), or "". Read it when no bridge is running (after apf_channel_wait).
+ */
+const char *apf_last_error(const struct apf_session *s);
+/* The reason code of the last CHANNEL_OPEN_FAILURE (enum apf_open_failure_reason), or 0. */
+uint32_t apf_last_refusal(const struct apf_session *s);
+
 /*
  * Open a channel to PORT on AMT and bridge it to a connected local stream socket, returned in
- * *fd (the caller — e.g. libcurl through CURLOPT_OPENSOCKETFUNCTION — owns and closes it). The
- * bridge pumps bytes both ways with APF flow control (window adjusts, frames no larger than
- * max_msg_length - 9) until either side closes; then it sends CHANNEL_CLOSE and waits for the
- * firmware's. If the firmware ended the LME session after an earlier channel closed, a fresh
- * handshake is made first. Channels are used one after another, not at once.
+ * *fd (the caller — e.g. libcurl through CURLOPT_OPENSOCKETFUNCTION — owns and closes it). A
+ * thread pumps bytes both ways with APF flow control: it never sends beyond AMT's window nor
+ * frames larger than max_msg_length (data frames carry at most max_msg_length - 9 bytes), and
+ * credits AMT with WINDOW_ADJUST as the local side reads. When the local side closes, it sends
+ * CHANNEL_CLOSE and waits (bounded by recv_ms) for AMT's; when AMT closes first, it answers,
+ * hands the local side what was received and closes the socket. A DISCONNECT or reset ends
+ * the channel with an error; the local side sees end of file, never a hang. Waits on AMT
+ * (confirmation, window, close) are bounded by recv_ms; an idle channel is not timed out (the
+ * local side owns request timeouts).
+ * If the firmware ended the LME session (reset, DISCONNECT, or no answer to the open), the
+ * connection is made again and the handshake redone transparently, once per call.
+ * Channels are used one after another: MEI_E_BUSY while the previous bridge still runs.
+ * Returns 0, MEI_E_REFUSED (CHANNEL_OPEN_FAILURE: apf_last_refusal tells why), or an error.
  */
 int apf_channel_bridge(struct apf_session *s, uint16_t port, int *fd);
 
-/* Wait until the bridge of the last channel has finished (the socket closed, CHANNEL_CLOSE done). */
+/*
+ * Wait until the bridge of the last channel has finished (the socket closed, CHANNEL_CLOSE
+ * done) and return how it ended: 0 for a clean close from either side. 0 when none ran.
+ */
 int apf_channel_wait(struct apf_session *s);

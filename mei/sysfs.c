@@ -94,7 +94,7 @@ static int read_fd_whole(int fd, char *buf, size_t cap, size_t *len)
 
 /* The whole attribute file into BUF. MEI_E_NO_DEVICE when it does not exist. */
 static int read_attr(const char *root, const char *name, const char *attr, char *buf, size_t cap,
-		     size_t *len)
+                     size_t *len)
 {
 	char path[SYSFS_PATH_MAX];
 	int fd, r = class_path(path, sizeof(path), root, name, attr);
@@ -189,8 +189,8 @@ static int parse_hex32(struct cursor *c, uint32_t *v)
 }
 
 /* "%u:%u.%u.%u.%u" */
-static int parse_fw_ver_line(struct cursor *c, unsigned *platform, unsigned *major,
-			     unsigned *minor, unsigned *hotfix, unsigned *build)
+static int parse_fw_ver_line(struct cursor *c, unsigned *platform, unsigned *major, unsigned *minor,
+                             unsigned *hotfix, unsigned *build)
 {
 	int r = parse_decimal(c, platform);
 
@@ -226,8 +226,8 @@ static int parse_fw_ver(const char *buf, size_t len, struct mei_sysfs *out)
 		if (n == MEI_FW_VER_MAX)
 			return MEI_E_PROTOCOL;
 		r = parse_fw_ver_line(&c, &out->fw_ver[n].platform, &out->fw_ver[n].major,
-				      &out->fw_ver[n].minor, &out->fw_ver[n].hotfix,
-				      &out->fw_ver[n].build);
+		                      &out->fw_ver[n].minor, &out->fw_ver[n].hotfix,
+		                      &out->fw_ver[n].build);
 		if (r < 0)
 			return r;
 		n++;
@@ -298,8 +298,8 @@ int mei_sysfs_read_dev_state(const char *root, const char *name, char *out, size
 
 /* Reads ATTR and hands it to PARSE; an absent file leaves OUT as it is. */
 static int read_optional(const char *root, const char *name, const char *attr,
-			 int (*parse)(const char *, size_t, struct mei_sysfs *),
-			 struct mei_sysfs *out)
+                         int (*parse)(const char *, size_t, struct mei_sysfs *),
+                         struct mei_sysfs *out)
 {
 	char buf[SYSFS_FILE_MAX];
 	size_t len;

@@ -98,10 +98,11 @@ static int no_amthi_client(const struct prov_opts *o, struct amt_state *st,
 			   struct prov_error *err)
 {
 	st->state_independence_read = read_state_independence(o, &st->si);
-	if (st->state_independence_read && st->si.new_interface && !st->si.amt_operational)
+	/* Consumer firmware answers "not operational" too; only an allowed transition says AMT. */
+	if (st->state_independence_read && st->si.transition_allowed && !st->si.amt_operational)
 		return prov_fail(err, PROV_E_AMT_DISABLED, MEI_E_NO_CLIENT,
-			    "AMT is disabled on this machine (the ME reports it not operational%s)",
-			    st->si.transition_allowed ? "; it can be enabled in-band" : "");
+				 "AMT is disabled on this machine; the ME allows enabling it "
+				 "in-band (amt-enlist activate does)");
 	return prov_fail(err, PROV_E_NO_AMT, MEI_E_NO_CLIENT,
 		    "no AMT on this machine: the ME at %s has no AMTHI client (not a vPro "
 		    "machine, or AMT disabled in the BIOS)",

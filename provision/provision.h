@@ -115,3 +115,54 @@ const char *prov_provisioning_state_name(uint32_t state); /* "pre", "in", "post"
 
 /* The "amt" object of the JSON contract (DESIGN.md); info --json prints it. Caller owns it. */
 struct json_object *prov_state_to_json(const struct amt_state *st);
+
+/* ---- Activation (client control mode) ---- */
+
+struct prov_credentials {
+	char user[33];
+	char password[33]; /* secret: wipe with prov_credentials_wipe */
+	const char *source; /* "generated", "state directory", "password file" */
+	bool activated_now; /* this run moved AMT from pre-provisioning to CCM */
+	bool tls;           /* WS-Man reached AMT over TLS (16993) */
+};
+
+/*
+ * The write-ahead hook: make USER/PASSWORD durable off the machine before AMT is set to it.
+ * Return 0 when a target accepted them; a negative prov_err (with ERR filled) stops the
+ * activation with AMT untouched.
+ */
+typedef int (*prov_write_ahead_fn)(void *ctx, const struct amt_state *st,
+				   const struct prov_credentials *cred, struct prov_error *err);
+
+struct prov_activate_opts {
+	const char *state_dir;     /* default /run/amt-enlist */
+	const char *password_file; /* the operator's admin password, or NULL to generate one */
+	bool reprovision;          /* reset client control mode whose password we do not hold */
+	int settle_ms;             /* bound for AMT to settle after unprovisioning */
+	int confirm_ms;            /* bound to see CCM and "post" after Setup */
+	const char *amt_ca_file;   /* TLS to AMT: the CA its certificate must chain to, or NULL */
+	prov_write_ahead_fn write_ahead;
+	void *write_ahead_ctx;
+};
+
+void prov_activate_opts_default(struct prov_activate_opts *o);
+
+/*
+ * Make sure AMT is activated with credentials this run holds. Already activated with a password
+ * we hold (state directory or password file, checked with an authenticated WS-Man call): no
+ * change. Pre-provisioning: choose the password (password file, a pending one from the state
+ * directory, or a new one), make it durable first (state directory, write-ahead hook), then
+ * IPS_HostBasedSetupService.Setup (+ CommitChanges on TLS-enforcing firmware) and confirm CCM and
+ * "post" over AMTHI. ST is refreshed to AMT's state at the end.
+ */
+int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
+		  struct prov_credentials *out, struct prov_error *err);
+
+/* Local unprovision of client control mode (admin control mode is refused). */
+int prov_deactivate(struct prov_session *s, const struct prov_activate_opts *o,
+		    struct amt_state *st, struct prov_error *err);
+
+void prov_credentials_wipe(struct prov_credentials *c);
+
+/* True when the power policy keeps the ME reachable with the host off (S5). */
+bool prov_power_policy_covers_s5(const char *policy);

@@ -35,6 +35,7 @@ struct amtsim_conn; /* one host connection to one of its ME clients */
 
 /* Load a machine profile (JSON, tests/amtsim/profiles/). On failure NULL and a one-line ERR. */
 struct amtsim *amtsim_new(const char *profile_path, char *err, size_t errlen);
+/* Every connection must have been closed with amtsim_disconnect first. */
 void amtsim_free(struct amtsim *m);
 
 /*
@@ -42,6 +43,7 @@ void amtsim_free(struct amtsim *m);
  * "huge@1", "wrong-echo@3", "not-ready=2", "latency=20", "ready-after=1500". "@N" means the
  * N-th request to the AMTHI client (1-based, counted over the machine's life); faults fire once.
  * The same words are accepted in a profile's "faults" array. Returns 0, or -1 with ERR set.
+ * reset@N is a firmware reset: every open connection of the machine (all clients) is reset.
  */
 int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen);
 

@@ -11,6 +11,7 @@ Keys of a case:
   args          the agent's arguments (the runner adds --device and, under umockdev, nothing)
   exit          expected exit code
   stdout_json   a JSON object that the agent's stdout must contain (subset match)
+  expect_profile  true: stdout (info --json) must show the state the profile describes
   stdout        regular expressions that must match stdout
   stderr        regular expressions that must match stderr
   stderr_lines  the most lines stderr may have
@@ -63,8 +64,51 @@ def subset(expected, actual, path="$"):
     return []
 
 
+CONTROL_MODES = {"none": "none", "ccm": "client", "acm": "admin"}
+
+
+def profile_expectation(profile):
+    """What `info --json` must print for a machine profile: derived from the profile itself."""
+    amt = profile["amt"]
+    versions = {v["description"]: v["version"] for v in amt["code_versions"]}
+    exp = {
+        "version": versions.get("AMT"),
+        "build": versions.get("Build Number"),
+        "sku": int(versions.get("Sku", "0"), 0),
+        "uuid": amt["uuid"],
+        "control_mode": CONTROL_MODES[amt["control_mode"]],
+        "provisioning_state": amt["provisioning_state"],
+        "dns_suffix": amt.get("dns_suffix", ""),
+        "power_policy": amt.get("power_policy"),
+        "code_versions": versions,
+        "certificate_hashes": [
+            {"name": h["name"], "hash": h["hash"], "default": h["default"],
+             "active": h["active"]} for h in amt["cert_hashes"]],
+    }
+    for side in ("wired", "wireless"):
+        a = amt.get(side)
+        if a is None:
+            exp[side] = None
+            continue
+        exp[side] = {"enabled": a["enabled"], "ipv4": a["ipv4"], "dhcp": a["dhcp"],
+                     "mac": a["mac"], "link_up": a["link"] == "up"}
+        if a["dhcp"]:
+            exp[side]["dhcp_mode"] = a["dhcp_mode"]
+    wd = profile["clients"].get("watchdog")
+    if wd and not wd.get("busy") and "state" in wd:
+        state = int(wd["state"], 0)
+        exp["state_independence"] = f"0x{state:02X}"
+        if state & 0x80:
+            exp["tls_enforced"] = "yes" if state & 0x40 else "no"
+            exp["operational"] = "yes" if state & 0x02 else "no"
+    else:
+        exp["state_independence"] = None
+    return exp
+
+
 def lookup(stats, dotted):
-    cur = stats
+    cur = stats.get("clients", {}) if dotted.split(".")[0] in ("amthi", "lme", "watchdog") \
+        else stats
     for part in dotted.split("."):
         if not isinstance(cur, dict) or part not in cur:
             return 0
@@ -122,6 +166,13 @@ def check(case, p, stats):
     problems = []
     if p.returncode != case.get("exit", 0):
         problems.append(f"exit {p.returncode}, expected {case.get('exit', 0)}")
+    if case.get("expect_profile"):
+        with open(os.path.join(PROFILES, case["profile"] + ".json")) as f:
+            want = profile_expectation(json.load(f))
+        try:
+            problems += subset(want, json.loads(p.stdout))
+        except json.JSONDecodeError as e:
+            problems.append(f"stdout is not JSON ({e})")
     if "stdout_json" in case:
         try:
             out = json.loads(p.stdout)

@@ -1,0 +1,1173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * APF: byte-exact vectors for every message, rejection of malformed frames, and the host session
+ * end to end against the emulator's firmware side (tests/amtsim/apf_fw.c) behind a small Unix
+ * SOCK_SEQPACKET server that speaks the emulator's "unix:" device convention, with an echo
+ * service behind the WS-Man port and a greeting service behind the redirection port.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apf_fw.h"
+#include "mei.h"
+
+#define GREETING "hello from AMT's redirection port\n"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- vectors ---- */
+
+static const uint8_t V_PROTOCOL_VERSION[93] = {
+    0xC0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xFE, /* 1.0, trigger 254; UUID and reserved 0 */
+};
+
+static const uint8_t V_DISCONNECT[] = {0x01, 0, 0, 0, 2, 0, 0};
+
+static const uint8_t V_SERVICE_REQUEST[] = {0x05, 0,   0,   0,   18,  'p', 'f', 'w',
+                                            'd',  '@', 'a', 'm', 't', '.', 'i', 'n',
+                                            't',  'e', 'l', '.', 'c', 'o', 'm'};
+
+static const uint8_t V_SERVICE_ACCEPT[] = {0x06, 0,   0,   0,   18,  'a', 'u', 't',
+                                           'h',  '@', 'a', 'm', 't', '.', 'i', 'n',
+                                           't',  'e', 'l', '.', 'c', 'o', 'm'};
+
+static const uint8_t V_USERAUTH_REQUEST[] = {
+    0x32, 0,   0,   0,   1,   'u', 0,   0,   0,   18,  'p', 'f', 'w', 'd', '@', 'a',
+    'm',  't', '.', 'i', 'n', 't', 'e', 'l', '.', 'c', 'o', 'm', 0,   0,   0,   8,
+    'p',  'a', 's', 's', 'w', 'o', 'r', 'd', 0,   0,   0,   0,   2,   'p', 'w'};
+
+static const uint8_t V_USERAUTH_FAILURE[] = {0x33, 0,   0,   0,   8,   'p', 'a',
+                                             's',  's', 'w', 'o', 'r', 'd', 0};
+
+static const uint8_t V_GLOBAL_REQUEST[] = {
+    0x50, 0, 0, 0, 13, 't', 'c', 'p', 'i', 'p', '-', 'f', 'o', 'r', 'w', 'a', 'r',  'd',
+    1,    0, 0, 0, 9,  '1', '2', '7', '.', '0', '.', '0', '.', '1', 0,   0,   0x42, 0x60};
+
+static const uint8_t V_CANCEL_REQUEST[] = {
+    0x50, 0,   0,   0,   20,  'c', 'a', 'n', 'c', 'e', 'l', '-', 't', 'c', 'p', 'i', 'p', '-', 'f',
+    'o',  'r', 'w', 'a', 'r', 'd', 0,   0,   0,   0,   3,   ':', ':', '1', 0,   0,   2,   0x6F};
+
+static const uint8_t V_REQUEST_SUCCESS_PORT[] = {0x51, 0, 0, 0x02, 0x6F};
+static const uint8_t V_REQUEST_SUCCESS[] = {0x51};
+static const uint8_t V_REQUEST_FAILURE[] = {0x52};
+static const uint8_t V_USERAUTH_SUCCESS[] = {0x34};
+
+static const uint8_t V_CHANNEL_OPEN[54] = {
+    0x5A, 0,   0,   0, 15, 'f',  'o',  'r', 'w',  'a', 'r',  'd',  'e',  'd',  '-', 't', 'c', 'p',
+    'i',  'p', 0,   0, 0,  1,    0,    0,   0x10, 0,   0xFF, 0xFF, 0xFF, 0xFF, 0,   0,   0,   3,
+    ':',  ':', '1', 0, 0,  0x42, 0x60, 0,   0,    0,   3,    ':',  ':',  '1',  0,   0,   0,   123};
+
+static const uint8_t V_OPEN_CONFIRMATION[] = {0x5B, 0, 0,    0, 1,    0,    0,    1,   0,
+                                              0,    0, 0x10, 0, 0xFF, 0xFF, 0xFF, 0xFF};
+static const uint8_t V_OPEN_FAILURE[] = {0x5C, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0};
+static const uint8_t V_WINDOW_ADJUST[] = {0x5D, 0, 0, 1, 0, 0, 0, 0x08, 0};
+static const uint8_t V_CHANNEL_DATA[] = {0x5E, 0, 0, 1, 0, 0, 0, 0, 3, 'a', 'b', 'c'};
+static const uint8_t V_CHANNEL_CLOSE[] = {0x61, 0, 0, 1, 0};
+
+struct vector {
+	const char *name;
+	const uint8_t *bytes;
+	size_t len;
+	size_t valid_prefix; /* a shorter length that is itself a valid message (0: none) */
+};
+
+#define VECTOR(v, prefix)                                                                          \
+	{                                                                                          \
+#v, v, sizeof(v), prefix                                                           \
+	}
+
+static const struct vector vectors[] = {
+    VECTOR(V_PROTOCOL_VERSION, 0),     VECTOR(V_DISCONNECT, 0),
+    VECTOR(V_SERVICE_REQUEST, 0),      VECTOR(V_SERVICE_ACCEPT, 0),
+    VECTOR(V_USERAUTH_REQUEST, 0),     VECTOR(V_USERAUTH_FAILURE, 0),
+    VECTOR(V_GLOBAL_REQUEST, 0),       VECTOR(V_CANCEL_REQUEST, 0),
+    VECTOR(V_REQUEST_SUCCESS_PORT, 1), VECTOR(V_REQUEST_SUCCESS, 0),
+    VECTOR(V_REQUEST_FAILURE, 0),      VECTOR(V_USERAUTH_SUCCESS, 0),
+    VECTOR(V_CHANNEL_OPEN, 0),         VECTOR(V_OPEN_CONFIRMATION, 0),
+    VECTOR(V_OPEN_FAILURE, 0),         VECTOR(V_WINDOW_ADJUST, 0),
+    VECTOR(V_CHANNEL_DATA, 0),         VECTOR(V_CHANNEL_CLOSE, 0),
+};
+
+static bool str_eq(struct apf_str s, const char *lit)
+{
+	return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
+}
+
+static void test_encoders_are_byte_exact(void **state)
+{
+	uint8_t b[128];
+	const uint8_t uuid_zero[16] = {0};
+
+	(void)state;
+	assert_int_equal(apf_encode_protocol_version(b, sizeof(b), 1, 0, 254, NULL), 93);
+	assert_memory_equal(b, V_PROTOCOL_VERSION, 93);
+	assert_int_equal(apf_encode_protocol_version(b, sizeof(b), 1, 0, 254, uuid_zero), 93);
+	assert_memory_equal(b, V_PROTOCOL_VERSION, 93);
+	assert_int_equal(apf_encode_disconnect(b, sizeof(b), 2), sizeof(V_DISCONNECT));
+	assert_memory_equal(b, V_DISCONNECT, sizeof(V_DISCONNECT));
+	assert_int_equal(apf_encode_service(b, sizeof(b), APF_SERVICE_REQUEST, APF_SERVICE_PFWD),
+	                 sizeof(V_SERVICE_REQUEST));
+	assert_memory_equal(b, V_SERVICE_REQUEST, sizeof(V_SERVICE_REQUEST));
+	assert_int_equal(apf_encode_service(b, sizeof(b), APF_SERVICE_ACCEPT, APF_SERVICE_AUTH),
+	                 sizeof(V_SERVICE_ACCEPT));
+	assert_memory_equal(b, V_SERVICE_ACCEPT, sizeof(V_SERVICE_ACCEPT));
+	assert_int_equal(apf_encode_service(b, sizeof(b), APF_DISCONNECT, "x"), 0);
+	assert_int_equal(apf_encode_global_request(b, sizeof(b), APF_REQUEST_TCPIP_FORWARD, true,
+	                                           "127.0.0.1", 16992),
+	                 sizeof(V_GLOBAL_REQUEST));
+	assert_memory_equal(b, V_GLOBAL_REQUEST, sizeof(V_GLOBAL_REQUEST));
+	assert_int_equal(apf_encode_global_request(b, sizeof(b), APF_REQUEST_CANCEL_TCPIP_FORWARD,
+	                                           false, "::1", 623),
+	                 sizeof(V_CANCEL_REQUEST));
+	assert_memory_equal(b, V_CANCEL_REQUEST, sizeof(V_CANCEL_REQUEST));
+	assert_int_equal(apf_encode_request_success_port(b, sizeof(b), 623), 5);
+	assert_memory_equal(b, V_REQUEST_SUCCESS_PORT, 5);
+	assert_int_equal(apf_encode_bare(b, sizeof(b), APF_REQUEST_SUCCESS), 1);
+	assert_memory_equal(b, V_REQUEST_SUCCESS, 1);
+	assert_int_equal(apf_encode_bare(b, sizeof(b), APF_REQUEST_FAILURE), 1);
+	assert_memory_equal(b, V_REQUEST_FAILURE, 1);
+	assert_int_equal(apf_encode_bare(b, sizeof(b), APF_USERAUTH_SUCCESS), 1);
+	assert_memory_equal(b, V_USERAUTH_SUCCESS, 1);
+	assert_int_equal(apf_encode_channel_open(b, sizeof(b), APF_CHANNEL_TYPE_FORWARDED, 1, 4096,
+	                                         "::1", 16992, "::1", 123),
+	                 54);
+	assert_memory_equal(b, V_CHANNEL_OPEN, 54);
+	assert_int_equal(apf_encode_open_confirmation(b, sizeof(b), 1, 0x100, 4096, 0xFFFFFFFF),
+	                 17);
+	assert_memory_equal(b, V_OPEN_CONFIRMATION, 17);
+	assert_int_equal(apf_encode_open_failure(b, sizeof(b), 1, 4), 17);
+	assert_memory_equal(b, V_OPEN_FAILURE, 17);
+	assert_int_equal(apf_encode_window_adjust(b, sizeof(b), 0x100, 2048), 9);
+	assert_memory_equal(b, V_WINDOW_ADJUST, 9);
+	assert_int_equal(apf_encode_channel_data(b, sizeof(b), 0x100, "abc", 3), 12);
+	assert_memory_equal(b, V_CHANNEL_DATA, 12);
+	assert_int_equal(apf_encode_channel_close(b, sizeof(b), 0x100), 5);
+	assert_memory_equal(b, V_CHANNEL_CLOSE, 5);
+}
+
+static void test_encoders_refuse_to_overflow(void **state)
+{
+	uint8_t b[128];
+
+	(void)state;
+	assert_int_equal(apf_encode_protocol_version(b, 92, 1, 0, 254, NULL), 0);
+	assert_int_equal(apf_encode_channel_open(b, 53, APF_CHANNEL_TYPE_FORWARDED, 1, 4096, "::1",
+	                                         16992, "::1", 123),
+	                 0);
+	assert_int_equal(apf_encode_channel_data(b, 11, 1, "abc", 3), 0);
+	assert_int_equal(apf_encode_channel_data(b, 12, 1, "abc", 3), 12);
+	assert_int_equal(apf_encode_bare(b, 0, APF_REQUEST_FAILURE), 0);
+}
+
+static void test_every_vector_decodes(void **state)
+{
+	struct apf_msg m;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		const struct vector *v = &vectors[i];
+
+		if (apf_decode(v->bytes, v->len, &m) != 0)
+			fail_msg("%s does not decode", v->name);
+		assert_int_equal(m.type, v->bytes[0]);
+		assert_true(apf_message_known(m.type));
+	}
+
+	assert_int_equal(apf_decode(V_PROTOCOL_VERSION, 93, &m), 0);
+	assert_int_equal(m.version.major, 1);
+	assert_int_equal(m.version.minor, 0);
+	assert_int_equal(m.version.trigger, 254);
+	assert_int_equal(apf_decode(V_DISCONNECT, sizeof(V_DISCONNECT), &m), 0);
+	assert_int_equal(m.disconnect.reason, 2);
+	assert_int_equal(apf_decode(V_SERVICE_REQUEST, sizeof(V_SERVICE_REQUEST), &m), 0);
+	assert_true(str_eq(m.service, APF_SERVICE_PFWD));
+	assert_int_equal(apf_decode(V_USERAUTH_REQUEST, sizeof(V_USERAUTH_REQUEST), &m), 0);
+	assert_true(str_eq(m.userauth.user, "u"));
+	assert_true(str_eq(m.userauth.service, APF_SERVICE_PFWD));
+	assert_true(str_eq(m.userauth.method, "password"));
+	assert_int_equal(apf_decode(V_GLOBAL_REQUEST, sizeof(V_GLOBAL_REQUEST), &m), 0);
+	assert_true(str_eq(m.global.name, APF_REQUEST_TCPIP_FORWARD));
+	assert_true(m.global.want_reply);
+	assert_true(m.global.has_forward);
+	assert_true(str_eq(m.global.address, "127.0.0.1"));
+	assert_int_equal(m.global.port, 16992);
+	assert_int_equal(apf_decode(V_CANCEL_REQUEST, sizeof(V_CANCEL_REQUEST), &m), 0);
+	assert_false(m.global.want_reply);
+	assert_int_equal(m.global.port, 623);
+	assert_int_equal(apf_decode(V_REQUEST_SUCCESS_PORT, 5, &m), 0);
+	assert_true(m.success.has_port);
+	assert_int_equal(m.success.port, 623);
+	assert_int_equal(apf_decode(V_REQUEST_SUCCESS, 1, &m), 0);
+	assert_false(m.success.has_port);
+	assert_int_equal(apf_decode(V_CHANNEL_OPEN, 54, &m), 0);
+	assert_true(str_eq(m.open.channel_type, APF_CHANNEL_TYPE_FORWARDED));
+	assert_int_equal(m.open.sender, 1);
+	assert_int_equal(m.open.window, 4096);
+	assert_int_equal(m.open.max_packet, 0xFFFFFFFF);
+	assert_true(m.open.has_endpoints);
+	assert_true(str_eq(m.open.connected_address, "::1"));
+	assert_int_equal(m.open.connected_port, 16992);
+	assert_true(str_eq(m.open.originator_address, "::1"));
+	assert_int_equal(m.open.originator_port, 123);
+	assert_int_equal(apf_decode(V_OPEN_CONFIRMATION, 17, &m), 0);
+	assert_int_equal(m.confirm.recipient, 1);
+	assert_int_equal(m.confirm.sender, 0x100);
+	assert_int_equal(m.confirm.window, 4096);
+	assert_int_equal(apf_decode(V_OPEN_FAILURE, 17, &m), 0);
+	assert_int_equal(m.failure.recipient, 1);
+	assert_int_equal(m.failure.reason, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	assert_int_equal(apf_decode(V_WINDOW_ADJUST, 9, &m), 0);
+	assert_int_equal(m.adjust.recipient, 0x100);
+	assert_int_equal(m.adjust.bytes, 2048);
+	assert_int_equal(apf_decode(V_CHANNEL_DATA, 12, &m), 0);
+	assert_int_equal(m.data.recipient, 0x100);
+	assert_int_equal(m.data.len, 3);
+	assert_memory_equal(m.data.bytes, "abc", 3);
+	assert_int_equal(apf_decode(V_CHANNEL_CLOSE, 5, &m), 0);
+	assert_int_equal(m.close.recipient, 0x100);
+}
+
+static void test_truncated_and_trailing_bytes_are_rejected(void **state)
+{
+	uint8_t b[128];
+	struct apf_msg m;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		const struct vector *v = &vectors[i];
+
+		for (size_t n = 0; n < v->len; n++) {
+			if (n == v->valid_prefix && n > 0)
+				continue;
+			if (apf_decode(v->bytes, n, &m) != MEI_E_PROTOCOL)
+				fail_msg("%s cut to %zu bytes was accepted", v->name, n);
+		}
+		memcpy(b, v->bytes, v->len);
+		b[v->len] = 0;
+		if (apf_decode(b, v->len + 1, &m) != MEI_E_PROTOCOL)
+			fail_msg("%s with a trailing byte was accepted", v->name);
+	}
+	assert_int_equal(apf_decode(NULL, 0, &m), MEI_E_PROTOCOL);
+}
+
+static void test_malformed_frames_are_rejected(void **state)
+{
+	uint8_t b[128];
+	struct apf_msg m;
+	const uint8_t unknown[] = {0x00, 0x07, 0x60, 0xD0, 0xFF};
+	const uint8_t data_too_long[] = {0x5E, 0, 0, 1, 0, 0xFF, 0xFF, 0xFF, 0xFF, 'a'};
+	const uint8_t big_port[] = {0x51, 0, 1, 0, 0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(unknown); i++) {
+		assert_int_equal(apf_decode(&unknown[i], 1, &m), MEI_E_PROTOCOL);
+		assert_int_equal(m.type, unknown[i]);
+		assert_false(apf_message_known(m.type));
+	}
+	/* a string length running past the end */
+	memcpy(b, V_SERVICE_REQUEST, sizeof(V_SERVICE_REQUEST));
+	b[4] = 19;
+	assert_int_equal(apf_decode(b, sizeof(V_SERVICE_REQUEST), &m), MEI_E_PROTOCOL);
+	assert_int_equal(apf_decode(data_too_long, sizeof(data_too_long), &m), MEI_E_PROTOCOL);
+	memcpy(b, V_CHANNEL_OPEN, sizeof(V_CHANNEL_OPEN));
+	b[35] = 4; /* connected address length one past what is there */
+	assert_int_equal(apf_decode(b, sizeof(V_CHANNEL_OPEN), &m), MEI_E_PROTOCOL);
+	/* wrong fixed lengths */
+	memset(b, 0, sizeof(b));
+	b[0] = APF_PROTOCOL_VERSION;
+	assert_int_equal(apf_decode(b, 92, &m), MEI_E_PROTOCOL);
+	assert_int_equal(apf_decode(b, 94, &m), MEI_E_PROTOCOL);
+	assert_int_equal(apf_decode(V_OPEN_FAILURE, 13, &m), MEI_E_PROTOCOL);
+	assert_int_equal(apf_decode(V_OPEN_CONFIRMATION, 13, &m), MEI_E_PROTOCOL);
+	assert_int_equal(apf_decode(V_DISCONNECT, 5, &m), MEI_E_PROTOCOL);
+	/* a port above 65535 */
+	assert_int_equal(apf_decode(big_port, sizeof(big_port), &m), MEI_E_PROTOCOL);
+	memcpy(b, V_GLOBAL_REQUEST, sizeof(V_GLOBAL_REQUEST));
+	b[sizeof(V_GLOBAL_REQUEST) - 3] = 1;
+	assert_int_equal(apf_decode(b, sizeof(V_GLOBAL_REQUEST), &m), MEI_E_PROTOCOL);
+}
+
+static void test_unknown_requests_and_channel_types_keep_their_bytes(void **state)
+{
+	uint8_t b[128];
+	size_t n;
+	struct apf_msg m;
+
+	(void)state;
+	/* udp-send-to carries more than a forward does; its layout is its own */
+	n = apf_encode_global_request(b, sizeof(b), "udp-send-to@amt.intel.com", true, "x", 1);
+	assert_int_equal(apf_decode(b, n, &m), 0);
+	assert_false(m.global.has_forward);
+	assert_true(m.global.want_reply);
+	n = apf_encode_channel_open(b, sizeof(b), "session", 7, 10, "", 0, "", 0);
+	assert_int_equal(apf_decode(b, n, &m), 0);
+	assert_false(m.open.has_endpoints);
+	assert_int_equal(m.open.sender, 7);
+	assert_string_equal(apf_open_failure_name(APF_OPEN_FAILURE_CONNECT_FAILED),
+	                    "connect failed");
+	assert_string_equal(apf_message_name(APF_CHANNEL_OPEN_FAILURE), "CHANNEL_OPEN_FAILURE");
+}
+
+/* ---- the firmware side alone: slots and strictness ---- */
+
+struct capture {
+	uint8_t msg[64][256];
+	size_t len[64];
+	unsigned count;
+	int services[16];
+	unsigned service_count;
+};
+
+static int capture_send(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct capture *c = ctx;
+
+	if (c->count < 64 && len <= sizeof(c->msg[0])) {
+		memcpy(c->msg[c->count], msg, len);
+		c->len[c->count] = len;
+	}
+	c->count++;
+	return 0;
+}
+
+/* A service whose far end the test keeps (and closes at the end). */
+static int capture_service(void *ctx, uint16_t port)
+{
+	struct capture *c = ctx;
+	int sv[2];
+
+	(void)port;
+	if (c->service_count >= 16 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	c->services[c->service_count++] = sv[1];
+	return sv[0];
+}
+
+static void capture_close_services(struct capture *c)
+{
+	for (unsigned i = 0; i < c->service_count; i++)
+		close(c->services[i]);
+}
+
+static const struct apf_msg *last_msg(struct capture *c, struct apf_msg *m)
+{
+	assert_true(c->count > 0 && c->count <= 64);
+	assert_int_equal(apf_decode(c->msg[c->count - 1], c->len[c->count - 1], m), 0);
+	return m;
+}
+
+static int host_says(struct apf_fw *fw, size_t (*build)(uint8_t *, size_t))
+{
+	uint8_t b[128];
+
+	return apf_fw_input(fw, b, build(b, sizeof(b)));
+}
+
+static size_t host_version(uint8_t *b, size_t cap)
+{
+	return apf_encode_protocol_version(b, cap, 1, 0, 254, NULL);
+}
+
+static size_t host_accept(uint8_t *b, size_t cap)
+{
+	return apf_encode_service(b, cap, APF_SERVICE_ACCEPT, APF_SERVICE_PFWD);
+}
+
+/* Drive the firmware through the handshake as a host would. */
+static void fw_handshake(struct apf_fw *fw, struct capture *c)
+{
+	uint8_t b[64];
+	struct apf_msg m;
+
+	assert_int_equal(host_says(fw, host_version), 0);
+	assert_int_equal(c->count, 2); /* PROTOCOL_VERSION, SERVICE_REQUEST */
+	assert_int_equal(last_msg(c, &m)->type, APF_SERVICE_REQUEST);
+	assert_int_equal(host_says(fw, host_accept), 0);
+	assert_int_equal(c->count, 4); /* two tcpip-forward requests */
+	assert_int_equal(apf_fw_input(fw, b, apf_encode_request_success_port(b, sizeof(b), 16992)),
+	                 0);
+	assert_int_equal(apf_fw_input(fw, b, apf_encode_request_success_port(b, sizeof(b), 623)),
+	                 0);
+}
+
+static int fw_open(struct apf_fw *fw, uint32_t host_id)
+{
+	uint8_t b[128];
+
+	return apf_fw_input(fw, b,
+	                    apf_encode_channel_open(b, sizeof(b), APF_CHANNEL_TYPE_FORWARDED,
+	                                            host_id, 4096, "::1", 16992, "::1", 123));
+}
+
+static void test_firmware_has_eight_slots_freed_by_close(void **state)
+{
+	struct capture c = {0};
+	struct apf_fw_ops ops = {
+	    .ctx = &c, .send_to_host = capture_send, .open_service = capture_service};
+	struct apf_fw *fw = apf_fw_new(NULL, &ops);
+	struct apf_fw_stats st;
+	struct apf_msg m;
+	uint32_t first_id = 0;
+	uint8_t b[16];
+
+	(void)state;
+	assert_non_null(fw);
+	fw_handshake(fw, &c);
+	for (uint32_t i = 1; i <= 8; i++) {
+		assert_int_equal(fw_open(fw, i), 0);
+		assert_int_equal(last_msg(&c, &m)->type, APF_CHANNEL_OPEN_CONFIRMATION);
+		assert_int_equal(m.confirm.recipient, i);
+		if (i == 1)
+			first_id = m.confirm.sender;
+	}
+	assert_int_equal(fw_open(fw, 9), 0);
+	assert_int_equal(last_msg(&c, &m)->type, APF_CHANNEL_OPEN_FAILURE);
+	assert_int_equal(m.failure.recipient, 9);
+	assert_int_equal(m.failure.reason, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+
+	assert_int_equal(apf_fw_input(fw, b, apf_encode_channel_close(b, sizeof(b), first_id)), 0);
+	assert_int_equal(last_msg(&c, &m)->type, APF_CHANNEL_CLOSE);
+	assert_int_equal(m.close.recipient, 1);
+	assert_int_equal(fw_open(fw, 10), 0);
+	assert_int_equal(last_msg(&c, &m)->type, APF_CHANNEL_OPEN_CONFIRMATION);
+	assert_int_equal(m.confirm.recipient, 10);
+
+	apf_fw_get_stats(fw, &st);
+	assert_int_equal(st.channels_opened, 9);
+	assert_int_equal(st.channels_refused, 1);
+	assert_int_equal(st.channels_closed, 1);
+	assert_int_equal(st.channels_in_use, 8);
+	assert_int_equal(st.ports_forwarded, 2);
+	assert_true(st.handshake_done);
+	apf_fw_free(fw);
+	capture_close_services(&c);
+}
+
+static void test_firmware_rejects_bad_host_frames(void **state)
+{
+	struct capture c = {0};
+	struct apf_fw_ops ops = {
+	    .ctx = &c, .send_to_host = capture_send, .open_service = capture_service};
+	struct apf_fw *fw;
+	struct apf_fw_config small = {.window = 16};
+	struct apf_msg m;
+	uint8_t b[128];
+	uint8_t junk[32] = {0};
+
+	(void)state;
+	/* a channel before the handshake */
+	fw = apf_fw_new(NULL, &ops);
+	assert_int_equal(fw_open(fw, 1), MEI_E_PROTOCOL);
+	assert_int_equal(last_msg(&c, &m)->type, APF_DISCONNECT);
+	assert_int_equal(m.disconnect.reason, APF_DISCONNECT_PROTOCOL_ERROR);
+	assert_int_equal(fw_open(fw, 1), APF_FW_END); /* over is over */
+	apf_fw_free(fw);
+
+	/* a truncated frame */
+	c = (struct capture){0};
+	fw = apf_fw_new(NULL, &ops);
+	assert_int_equal(apf_fw_input(fw, V_PROTOCOL_VERSION, 92), MEI_E_PROTOCOL);
+	assert_int_equal(last_msg(&c, &m)->type, APF_DISCONNECT);
+	apf_fw_free(fw);
+
+	/* data for a channel that is not open, and data beyond the window */
+	c = (struct capture){0};
+	fw = apf_fw_new(&small, &ops);
+	fw_handshake(fw, &c);
+	assert_int_equal(apf_fw_input(fw, b, apf_encode_channel_data(b, sizeof(b), 0x999, "x", 1)),
+	                 MEI_E_PROTOCOL);
+	apf_fw_free(fw);
+	capture_close_services(&c);
+
+	c = (struct capture){0};
+	fw = apf_fw_new(&small, &ops);
+	fw_handshake(fw, &c);
+	assert_int_equal(fw_open(fw, 1), 0);
+	assert_int_equal(last_msg(&c, &m)->confirm.window, 16);
+	assert_int_equal(
+	    apf_fw_input(fw, b, apf_encode_channel_data(b, sizeof(b), m.confirm.sender, junk, 17)),
+	    MEI_E_PROTOCOL);
+	assert_int_equal(last_msg(&c, &m)->type, APF_DISCONNECT);
+	apf_fw_free(fw);
+	capture_close_services(&c);
+
+	/* a version it does not speak is answered with its own, and nothing more */
+	c = (struct capture){0};
+	fw = apf_fw_new(NULL, &ops);
+	assert_int_equal(
+	    apf_fw_input(fw, b, apf_encode_protocol_version(b, sizeof(b), 2, 0, 0, NULL)), 0);
+	assert_int_equal(c.count, 1);
+	assert_int_equal(last_msg(&c, &m)->type, APF_PROTOCOL_VERSION);
+	apf_fw_free(fw);
+}
+
+/* ---- a fake AMT on a Unix socket ---- */
+
+#define MAX_SERVICES 256
+
+struct fake_amt {
+	char path[108];
+	char device[128];
+	int listen_fd;
+	int stop_fd;
+	pthread_t thread;
+	struct apf_fw_config cfg;
+	uint32_t max_msg_length;
+
+	pthread_mutex_t lock;
+	int conn; /* the connection being served */
+	unsigned sessions;
+	struct apf_fw_stats total;
+	pthread_t services[MAX_SERVICES];
+	unsigned service_count;
+};
+
+static int to_host(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct fake_amt *a = ctx;
+	ssize_t n = send(a->conn, msg, len, MSG_NOSIGNAL);
+
+	/* A host that has gone loses the message, as it would on a reset; what it sent before
+	 * going is still read. */
+	if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return 0;
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static void *echo_service(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint8_t buf[4096];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+
+			if (w <= 0)
+				goto out;
+			off += w;
+		}
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *greeting_service(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	ssize_t n = send(fd, GREETING, strlen(GREETING), MSG_NOSIGNAL);
+
+	(void)n; /* the test reads what arrived */
+	close(fd);
+	return NULL;
+}
+
+static int open_service(void *ctx, uint16_t port)
+{
+	struct fake_amt *a = ctx;
+	void *(*fn)(void *);
+	int sv[2];
+
+	if (port == APF_PORT_HTTP || port == APF_PORT_HTTPS)
+		fn = echo_service;
+	else if (port == APF_PORT_REDIR || port == APF_PORT_REDIR_TLS)
+		fn = greeting_service;
+	else
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	pthread_mutex_lock(&a->lock);
+	if (a->service_count >= MAX_SERVICES || pthread_create(&a->services[a->service_count], NULL,
+	                                                       fn, (void *)(intptr_t)sv[1]) != 0) {
+		pthread_mutex_unlock(&a->lock);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	a->service_count++;
+	pthread_mutex_unlock(&a->lock);
+	return sv[0];
+}
+
+static void add_stats(struct apf_fw_stats *t, const struct apf_fw_stats *s)
+{
+	t->host_messages += s->host_messages;
+	t->channels_opened += s->channels_opened;
+	t->channels_refused += s->channels_refused;
+	t->channels_closed += s->channels_closed;
+	t->host_data_frames += s->host_data_frames;
+	t->host_data_bytes += s->host_data_bytes;
+	t->fw_data_frames += s->fw_data_frames;
+	t->fw_data_bytes += s->fw_data_bytes;
+	t->window_adjusts_received += s->window_adjusts_received;
+	t->window_adjusts_sent += s->window_adjusts_sent;
+	t->protocol_errors += s->protocol_errors;
+	if (s->host_data_max > t->host_data_max)
+		t->host_data_max = s->host_data_max;
+	if (s->fw_data_max > t->fw_data_max)
+		t->fw_data_max = s->fw_data_max;
+	if (s->ports_forwarded > t->ports_forwarded)
+		t->ports_forwarded = s->ports_forwarded;
+	if (s->protocol_errors)
+		memcpy(t->last_error, s->last_error, sizeof(t->last_error));
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* One connection: the unix device handshake, then one SEQPACKET message per MEI message. */
+static void serve_connection(struct fake_amt *a, int conn)
+{
+	struct apf_fw_ops ops = {.ctx = a, .send_to_host = to_host, .open_service = open_service};
+	uint8_t guid[17], reply[12] = {0};
+	ssize_t n = recv(conn, guid, sizeof(guid), 0);
+	bool lme = n == 16 && memcmp(guid, MEI_GUID_LME, 16) == 0;
+	struct apf_fw_stats st;
+	struct apf_fw *fw;
+	uint8_t *buf;
+
+	put_le32(reply, lme ? 0 : ENOTTY);
+	put_le32(reply + 4, a->max_msg_length);
+	reply[8] = 4;
+	if (send(conn, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply) || !lme)
+		return;
+	a->conn = conn;
+	fw = apf_fw_new(&a->cfg, &ops);
+	buf = malloc(a->max_msg_length + 1);
+	if (!fw || !buf || apf_fw_start(fw) != 0)
+		goto out;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
+		                      {.fd = conn, .events = POLLIN}};
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (!p[1].revents && p[0].revents)
+			break; /* stopped, after what the host had sent was taken */
+		if (!p[1].revents)
+			continue;
+		n = recv(conn, buf, a->max_msg_length + 1, 0);
+		/* The host closing with our messages unread reports ECONNRESET once, ahead of what
+		 * it sent before closing. */
+		if (n < 0 && errno == ECONNRESET)
+			continue;
+		if (n <= 0 || apf_fw_input(fw, buf, (size_t)n) != 0)
+			break;
+	}
+	apf_fw_get_stats(fw, &st);
+	pthread_mutex_lock(&a->lock);
+	add_stats(&a->total, &st);
+	a->sessions++;
+	pthread_mutex_unlock(&a->lock);
+out:
+	apf_fw_free(fw); /* the pump stops before the connection goes */
+	free(buf);
+}
+
+static void *fake_amt_main(void *arg)
+{
+	struct fake_amt *a = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
+		                      {.fd = a->listen_fd, .events = POLLIN}};
+		int conn;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (!p[1].revents)
+			continue;
+		conn = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0)
+			continue;
+		serve_connection(a, conn);
+		close(conn); /* a firmware reset, as the host sees it */
+	}
+	return NULL;
+}
+
+static struct fake_amt *fake_amt_start(const struct apf_fw_config *cfg)
+{
+	static unsigned counter;
+	struct fake_amt *a = calloc(1, sizeof(*a));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	assert_non_null(a);
+	if (cfg)
+		a->cfg = *cfg;
+	a->max_msg_length = a->cfg.max_msg_length ? a->cfg.max_msg_length : 8192;
+	a->cfg.max_msg_length = a->max_msg_length;
+	snprintf(a->path, sizeof(a->path), "/tmp/test-apf-%d-%u.sock", (int)getpid(), counter++);
+	snprintf(a->device, sizeof(a->device), "unix:%s", a->path);
+	unlink(a->path);
+	memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
+	pthread_mutex_init(&a->lock, NULL);
+	a->stop_fd = eventfd(0, EFD_CLOEXEC);
+	a->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(a->stop_fd >= 0 && a->listen_fd >= 0);
+	assert_int_equal(bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(a->listen_fd, 8), 0);
+	assert_int_equal(pthread_create(&a->thread, NULL, fake_amt_main, a), 0);
+	return a;
+}
+
+struct fake_amt_totals {
+	struct apf_fw_stats st;
+	unsigned sessions;
+};
+
+/* Stop serving (a session in progress ends as a reset would), join everything, and say what
+ * the firmware saw over all sessions. */
+static struct fake_amt_totals fake_amt_stop_totals(struct fake_amt *a)
+{
+	struct fake_amt_totals t;
+	uint64_t one = 1;
+
+	assert_int_equal(write(a->stop_fd, &one, sizeof(one)), sizeof(one));
+	pthread_join(a->thread, NULL);
+	t.st = a->total;
+	t.sessions = a->sessions;
+	for (unsigned i = 0; i < a->service_count; i++)
+		pthread_join(a->services[i], NULL);
+	close(a->listen_fd);
+	close(a->stop_fd);
+	unlink(a->path);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+	return t;
+}
+
+static void fake_amt_stop(struct fake_amt *a)
+{
+	struct fake_amt_totals t = fake_amt_stop_totals(a);
+
+	assert_int_equal(t.st.protocol_errors, 0);
+}
+
+static void host_opts(struct mei_opts *o)
+{
+	mei_opts_default(o);
+	o->ready_ms = 1000;
+	o->recv_ms = 2000;
+	o->busy_retries = 0;
+}
+
+static struct apf_session *open_session(struct fake_amt *a)
+{
+	struct apf_session *s = NULL;
+	struct mei_opts o;
+	char err[256];
+	int r;
+
+	host_opts(&o);
+	r = apf_open_err(a->device, &o, &s, err, sizeof(err));
+	if (r != 0)
+		fail_msg("apf_open: %s: %s", mei_strerror(r), err);
+	return s;
+}
+
+/*
+ * Push LEN bytes through FD and read back until LEN bytes have come, end of file, or the time
+ * is up. Returns the bytes read.
+ */
+static size_t echo_through(int fd, const uint8_t *out, uint8_t *in, size_t len, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t sent = 0, got = 0;
+
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	while (got < len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+		int64_t left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if ((p.revents & POLLOUT) && sent < len) {
+			size_t chunk = len - sent > 65536 ? 65536 : len - sent;
+
+			n = send(fd, out + sent, chunk, MSG_NOSIGNAL);
+			if (n > 0)
+				sent += (size_t)n;
+			else if (n < 0 && errno != EAGAIN)
+				break;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = recv(fd, in + got, len - got, 0);
+			if (n > 0)
+				got += (size_t)n;
+			else if (n == 0 || errno != EAGAIN)
+				break;
+		}
+	}
+	return got;
+}
+
+/* One channel to PORT: MSG goes out and must come back whole; then a clean close. */
+static void echo_once(struct apf_session *s, uint16_t port, const char *msg)
+{
+	size_t len = strlen(msg);
+	uint8_t back[256];
+	int fd = -1;
+	int r = apf_channel_bridge(s, port, &fd);
+
+	if (r != 0)
+		fail_msg("apf_channel_bridge: %s: %s", mei_strerror(r), apf_last_error(s));
+	assert_true(fd >= 0);
+	assert_int_equal(echo_through(fd, (const uint8_t *)msg, back, len, 5000), len);
+	assert_memory_equal(back, msg, len);
+	close(fd);
+	r = apf_channel_wait(s);
+	if (r != 0)
+		fail_msg("apf_channel_wait: %s: %s", mei_strerror(r), apf_last_error(s));
+}
+
+/* ---- end to end ---- */
+
+static void test_handshake_is_driven_by_messages(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct fake_amt_totals t;
+	struct apf_session *s;
+	int64_t t0 = now_ms(), took;
+
+	(void)state;
+	s = open_session(a);
+	took = now_ms() - t0;
+	if (took >= 100)
+		fail_msg("the handshake took %lld ms", (long long)took);
+	assert_int_equal(apf_handshake_count(s), 1);
+	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTP);
+	assert_false(apf_tls_enforced(s));
+	assert_string_equal(apf_last_error(s), "");
+	assert_non_null(apf_device(s));
+	/* the redirection port's forward is answered when it comes, here by the next reads */
+	echo_once(s, APF_PORT_HTTP, "GET /");
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.sessions, 1);
+	assert_int_equal(t.st.ports_forwarded, 2);
+	assert_int_equal(t.st.protocol_errors, 0);
+}
+
+static void test_firmware_version_first_is_fine(void **state)
+{
+	struct apf_fw_config cfg = {.version_first = true};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct apf_session *s;
+
+	(void)state;
+	s = open_session(a);
+	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTP);
+	echo_once(s, APF_PORT_HTTP, "GET /wsman");
+	apf_close(s);
+	fake_amt_stop(a);
+}
+
+static void test_tls_enforcing_firmware(void **state)
+{
+	struct apf_fw_config cfg = {.tls_enforced = true};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct fake_amt_totals t;
+	struct apf_session *s;
+	int fd = -1;
+
+	(void)state;
+	s = open_session(a);
+	assert_true(apf_tls_enforced(s));
+	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTPS);
+	echo_once(s, APF_PORT_HTTPS, "\x16\x03\x01 client hello");
+	/* 16992 is not forwarded on such firmware: a clear refusal */
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), MEI_E_REFUSED);
+	assert_int_equal(fd, -1);
+	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_PROHIBITED);
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.st.ports_forwarded, 2);
+}
+
+static void test_channels_in_sequence_share_one_session(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct fake_amt_totals t;
+	struct apf_session *s;
+	char msg[64];
+
+	(void)state;
+	s = open_session(a);
+	for (int i = 0; i < 12; i++) { /* more than the 8 slots: each is freed by its close */
+		snprintf(msg, sizeof(msg), "request %d", i);
+		echo_once(s, APF_PORT_HTTP, msg);
+	}
+	assert_int_equal(apf_handshake_count(s), 1);
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.sessions, 1);
+	assert_int_equal(t.st.channels_opened, 12);
+	assert_int_equal(t.st.channels_closed, 12);
+	assert_int_equal(t.st.protocol_errors, 0);
+}
+
+static void test_session_ending_after_each_close_is_redone(void **state)
+{
+	struct apf_fw_config cfg = {.close_session_after_channel_close = true};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct fake_amt_totals t;
+	struct apf_session *s;
+
+	(void)state;
+	s = open_session(a);
+	echo_once(s, APF_PORT_HTTP, "first");
+	echo_once(s, APF_PORT_HTTP, "second");
+	echo_once(s, APF_PORT_HTTP, "third");
+	assert_int_equal(apf_handshake_count(s), 3);
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.st.channels_opened, 3);
+	assert_int_equal(t.st.protocol_errors, 0);
+}
+
+static void test_firmware_closes_first(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_session *s;
+	char buf[128];
+	size_t got = 0;
+	ssize_t n;
+	int fd = -1;
+
+	(void)state;
+	s = open_session(a);
+	/* by the end of one exchange the redirection port's forward has been answered too */
+	echo_once(s, APF_PORT_HTTP, "before");
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_REDIR, &fd), 0);
+	while ((n = read(fd, buf + got, sizeof(buf) - got)) > 0)
+		got += (size_t)n;
+	assert_int_equal(n, 0); /* end of file, not a reset */
+	assert_int_equal(got, strlen(GREETING));
+	assert_memory_equal(buf, GREETING, got);
+	close(fd);
+	assert_int_equal(apf_channel_wait(s), 0);
+	echo_once(s, APF_PORT_HTTP, "after");
+	assert_int_equal(apf_handshake_count(s), 1);
+	apf_close(s);
+	fake_amt_stop(a);
+}
+
+static void test_megabyte_with_small_windows_and_messages(void **state)
+{
+	struct apf_fw_config cfg = {.max_msg_length = 128, .window = 300};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	const size_t len = 1u << 20;
+	uint8_t *out = malloc(len), *in = malloc(len);
+	struct fake_amt_totals t;
+	struct apf_session *s;
+	int fd = -1;
+
+	(void)state;
+	assert_non_null(out);
+	assert_non_null(in);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (uint8_t)(i * 7 + (i >> 11));
+	s = open_session(a);
+	apf_set_window(s, 500);
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	assert_int_equal(echo_through(fd, out, in, len, 60000), len);
+	assert_memory_equal(in, out, len);
+	close(fd);
+	assert_int_equal(apf_channel_wait(s), 0);
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.st.host_data_bytes, len);
+	assert_int_equal(t.st.fw_data_bytes, len);
+	assert_true(t.st.host_data_max <= 128 - APF_DATA_HEADER_LEN);
+	assert_true(t.st.fw_data_max <= 128 - APF_DATA_HEADER_LEN);
+	assert_true(t.st.host_data_max == 128 - APF_DATA_HEADER_LEN); /* frames were filled */
+	assert_true(t.st.window_adjusts_sent > 1000);     /* the host waited for credit */
+	assert_true(t.st.window_adjusts_received > 1000); /* and gave credit */
+	assert_int_equal(t.st.protocol_errors, 0);
+	free(out);
+	free(in);
+}
+
+static void test_refused_channel_is_a_clear_error(void **state)
+{
+	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct apf_session *s;
+	int fd = -1;
+
+	(void)state;
+	s = open_session(a);
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), MEI_E_REFUSED);
+	assert_int_equal(fd, -1);
+	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	assert_non_null(strstr(apf_last_error(s), "resource shortage"));
+	assert_non_null(strstr(apf_last_error(s), "16992"));
+	assert_int_equal(apf_handshake_count(s), 1); /* a refusal is not a dead session */
+	assert_int_equal(apf_channel_wait(s), 0);
+	apf_close(s);
+	fake_amt_stop(a);
+}
+
+/* The firmware goes away mid-transfer: an error soon, end of file locally, then recovery. */
+static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
+{
+	struct fake_amt *a = fake_amt_start(cfg);
+	const size_t len = 256u << 10;
+	uint8_t *out = calloc(1, len), *in = malloc(len);
+	struct apf_session *s;
+	int64_t t0;
+	int fd = -1;
+
+	assert_non_null(out);
+	assert_non_null(in);
+	s = open_session(a);
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	t0 = now_ms();
+	assert_true(echo_through(fd, out, in, len, 5000) < len);
+	if (now_ms() - t0 > 1000)
+		fail_msg("noticing the cut took %lld ms", (long long)(now_ms() - t0));
+	close(fd);
+	assert_int_equal(apf_channel_wait(s), MEI_E_RESET);
+	if (!strstr(apf_last_error(s), why))
+		fail_msg("unclear error: %s", apf_last_error(s));
+	/* the next channel starts over on a fresh session */
+	echo_once(s, APF_PORT_HTTP, "again");
+	assert_int_equal(apf_handshake_count(s), 2);
+	apf_close(s);
+	fake_amt_stop(a);
+	free(out);
+	free(in);
+}
+
+static void test_disconnect_mid_transfer_is_an_error(void **state)
+{
+	struct apf_fw_config cfg = {.disconnect_after_data = 5, .max_msg_length = 512};
+
+	(void)state;
+	transfer_is_cut(&cfg, "DISCONNECT");
+}
+
+static void test_reset_mid_transfer_is_an_error(void **state)
+{
+	struct apf_fw_config cfg = {.reset_after_data = 5, .max_msg_length = 512};
+
+	(void)state;
+	transfer_is_cut(&cfg, "reset");
+}
+
+static void test_other_major_version_is_refused(void **state)
+{
+	struct apf_fw_config cfg = {.protocol_major = 2, .protocol_minor = 1};
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct apf_session *s = NULL;
+	struct mei_opts o;
+	char err[256];
+
+	(void)state;
+	host_opts(&o);
+	assert_int_equal(apf_open_err(a->device, &o, &s, err, sizeof(err)), MEI_E_PROTOCOL);
+	assert_null(s);
+	if (!strstr(err, "2.1"))
+		fail_msg("unclear error: %s", err);
+	fake_amt_stop(a);
+}
+
+static void test_one_channel_at_a_time(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_session *s;
+	int fd = -1, fd2 = -1;
+
+	(void)state;
+	s = open_session(a);
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd2), MEI_E_BUSY);
+	assert_int_equal(fd2, -1);
+	close(fd);
+	assert_int_equal(apf_channel_wait(s), 0);
+	echo_once(s, APF_PORT_HTTP, "next");
+	/* closing the session with a channel open does not hang */
+	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	apf_close(s);
+	close(fd);
+	fake_amt_stop(a);
+}
+
+static void test_no_answer_is_bounded(void **state)
+{
+	struct apf_fw_config cfg = {.max_msg_length = 64}; /* too small for PROTOCOL_VERSION */
+	struct fake_amt *a = fake_amt_start(&cfg);
+	struct apf_session *s = NULL;
+	struct mei_opts o;
+	char err[256];
+	int64_t t0 = now_ms();
+
+	(void)state;
+	host_opts(&o);
+	assert_int_equal(apf_open_err(a->device, &o, &s, err, sizeof(err)), MEI_E_TOO_BIG);
+	assert_true(now_ms() - t0 < 1000);
+	assert_non_null(strstr(err, "max_msg_length"));
+	fake_amt_stop(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_encoders_are_byte_exact),
+	    cmocka_unit_test(test_encoders_refuse_to_overflow),
+	    cmocka_unit_test(test_every_vector_decodes),
+	    cmocka_unit_test(test_truncated_and_trailing_bytes_are_rejected),
+	    cmocka_unit_test(test_malformed_frames_are_rejected),
+	    cmocka_unit_test(test_unknown_requests_and_channel_types_keep_their_bytes),
+	    cmocka_unit_test(test_firmware_has_eight_slots_freed_by_close),
+	    cmocka_unit_test(test_firmware_rejects_bad_host_frames),
+	    cmocka_unit_test(test_handshake_is_driven_by_messages),
+	    cmocka_unit_test(test_firmware_version_first_is_fine),
+	    cmocka_unit_test(test_tls_enforcing_firmware),
+	    cmocka_unit_test(test_channels_in_sequence_share_one_session),
+	    cmocka_unit_test(test_session_ending_after_each_close_is_redone),
+	    cmocka_unit_test(test_firmware_closes_first),
+	    cmocka_unit_test(test_megabyte_with_small_windows_and_messages),
+	    cmocka_unit_test(test_refused_channel_is_a_clear_error),
+	    cmocka_unit_test(test_disconnect_mid_transfer_is_an_error),
+	    cmocka_unit_test(test_reset_mid_transfer_is_an_error),
+	    cmocka_unit_test(test_other_major_version_is_refused),
+	    cmocka_unit_test(test_one_channel_at_a_time),
+	    cmocka_unit_test(test_no_answer_is_bounded),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

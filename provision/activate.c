@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Client control mode activation by host-based setup, without lockout: a generated password is
+ * durable (state directory on persistent storage, or accepted by a write-ahead target) before
+ * AMT is set to it, and every failure says in which state AMT was left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "password.h"
+#include "session.h"
+#include "state.h"
+#include "wsman.h"
+
+#define ADMIN_USER            "admin"
+#define GENERATED_LENGTH      16
+#define DEFAULT_STATE_DIR     "/run/amt-enlist"
+#define WSMAN_TIMEOUT_MS      30000
+#define POLL_FIRST_MS         50
+#define POLL_MAX_MS           1000
+
+void prov_activate_opts_default(struct prov_activate_opts *o)
+{
+	*o = (struct prov_activate_opts){
+		.state_dir = DEFAULT_STATE_DIR,
+		.settle_ms = 60000,
+		.confirm_ms = 30000,
+	};
+}
+
+void prov_credentials_wipe(struct prov_credentials *c)
+{
+	OPENSSL_cleanse(c->password, sizeof(c->password));
+}
+
+bool prov_power_policy_covers_s5(const char *policy)
+{
+	return strstr(policy, "S5") || strstr(policy, "S4-5") || strstr(policy, "S3-5");
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- reading AMT's modes ---- */
+
+static int read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
+		      struct prov_error *err)
+{
+	struct mei_dev *dev;
+	int r = session_amthi(s, &dev, err);
+
+	if (r == MEI_E_NO_CLIENT)
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "the AMTHI client went away");
+	if (r != 0)
+		return r;
+	if ((r = amthi_get_control_mode(dev, mode)) != 0 ||
+	    (r = amthi_get_provisioning_state(dev, state)) != 0)
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "reading AMT's mode failed: %s",
+				 mei_strerror(r));
+	return 0;
+}
+
+/* Poll the modes until DONE says so or BOUND_MS passes. */
+static int wait_modes(struct prov_session *s, bool (*done)(uint32_t mode, uint32_t state),
+		      int bound_ms, uint32_t *mode, uint32_t *state, struct prov_error *err)
+{
+	long deadline = now_ms() + bound_ms, delay = POLL_FIRST_MS;
+	int r;
+
+	for (;;) {
+		r = read_modes(s, mode, state, err);
+		if (r == 0 && done(*mode, *state))
+			return 0;
+		if (now_ms() + delay > deadline)
+			return r != 0 ? r : PROV_E_ACTIVATION;
+		sleep_ms(delay);
+		delay = delay * 2 > POLL_MAX_MS ? POLL_MAX_MS : delay * 2;
+	}
+}
+
+static bool is_ccm_post(uint32_t mode, uint32_t state)
+{
+	return mode == AMTHI_CONTROL_CCM && state == AMTHI_PROVISIONING_POST;
+}
+
+static bool is_pre(uint32_t mode, uint32_t state)
+{
+	return mode == AMTHI_CONTROL_NONE && state == AMTHI_PROVISIONING_PRE;
+}
+
+/* ---- WS-Man over the session ---- */
+
+static int session_apf(struct prov_session *s, struct apf_session **apf, struct prov_error *err)
+{
+	struct mei_opts m;
+	int r;
+
+	if (!s->apf) {
+		mei_opts_from(&s->opts, &m);
+		r = apf_open(s->opts.device, &m, &s->apf);
+		if (r != 0) {
+			s->apf = NULL;
+			return prov_fail(err, PROV_E_ME_UNAVAILABLE, r,
+					 "cannot open the APF session over the LME client: %s",
+					 mei_strerror(r));
+		}
+	}
+	*apf = s->apf;
+	return 0;
+}
+
+static int wsman_failure(const char *what, const struct wsman_error *we, struct prov_error *err)
+{
+	return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: %s", what, we->msg);
+}
+
+static int wsman_open(struct prov_session *s, const struct prov_activate_opts *o, const char *user,
+		      const char *pass, struct wsman_client **c, bool *tls, struct prov_error *err)
+{
+	struct wsman_target t = {.route = WSMAN_VIA_APF, .timeout_ms = WSMAN_TIMEOUT_MS};
+	struct wsman_error we;
+	int r = session_apf(s, &t.apf, err);
+
+	if (r != 0)
+		return r;
+	t.port = apf_wsman_port(t.apf);
+	t.tls = apf_tls_enforced(t.apf);
+	t.ca_file = o->amt_ca_file;
+	*tls = t.tls;
+	if (wsman_client_new(&t, user, pass, c, &we) != 0)
+		return wsman_failure("cannot set up WS-Man", &we, err);
+	return 0;
+}
+
+/* 1: AMT accepts USER/PASS; 0: it refuses them; <0: could not tell (ERR says why). */
+static int credentials_work(struct prov_session *s, const struct prov_activate_opts *o,
+			    const char *user, const char *pass, struct prov_error *err)
+{
+	struct wsman_client *c;
+	struct wsman_error we;
+	xmlDocPtr doc = NULL;
+	bool tls;
+	int r = wsman_open(s, o, user, pass, &c, &tls, err);
+
+	if (r != 0)
+		return r;
+	r = wsman_get(c, AMT_URI_GENERAL_SETTINGS, &doc, &we);
+	wsman_client_free(c);
+	xmlFreeDoc(doc);
+	if (r == 0)
+		return 1;
+	if (r == WSMAN_E_AUTH)
+		return 0;
+	return wsman_failure("checking the admin password with AMT failed", &we, err);
+}
+
+static const char *setup_return_name(unsigned rv)
+{
+	static const char *const names[] = {
+		"success",      "internal error", "invalid state", "invalid parameter",
+		"method disabled", "authentication failed", "flash write limit reached",
+	};
+
+	return rv < sizeof(names) / sizeof(names[0]) ? names[rv] : "unknown error";
+}
+
+static int invoke_checked(struct wsman_client *c, const char *uri, const char *method,
+			  const struct wsman_param *params, size_t n, struct prov_error *err)
+{
+	struct wsman_error we;
+	xmlDocPtr doc = NULL;
+	unsigned rv;
+	int r = wsman_invoke(c, uri, method, params, n, &doc, &we);
+
+	if (r != 0) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "%s failed", method);
+		return wsman_failure(what, &we, err);
+	}
+	r = wsman_return_value(doc, &rv);
+	xmlFreeDoc(doc);
+	if (r != 0)
+		return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: AMT's reply has no ReturnValue",
+				 method);
+	if (rv != 0)
+		return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: AMT returned %u (%s)", method, rv,
+				 setup_return_name(rv));
+	return 0;
+}
+
+/* Setup with the local system account; CommitChanges as admin on TLS-enforcing firmware. */
+static int host_based_setup(struct prov_session *s, const struct prov_activate_opts *o,
+			    struct prov_credentials *cred, struct prov_error *err)
+{
+	struct amthi_local_account acct;
+	struct wsman_client *c = NULL;
+	struct wsman_error we;
+	struct mei_dev *dev;
+	xmlDocPtr doc = NULL;
+	char realm[128], digest[33];
+	int r = session_amthi(s, &dev, err);
+
+	if (r != 0)
+		return r < 0 && err->msg[0] ? r
+					    : prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "AMTHI lost");
+	r = amthi_get_local_account(dev, &acct);
+	if (r != 0)
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "GetLocalSystemAccount failed: %s",
+				 mei_strerror(r));
+	r = wsman_open(s, o, acct.username, acct.password, &c, &cred->tls, err);
+	OPENSSL_cleanse(&acct, sizeof(acct));
+	if (r != 0)
+		return r;
+	r = wsman_get(c, AMT_URI_GENERAL_SETTINGS, &doc, &we);
+	if (r == 0)
+		r = wsman_body_text(doc, "DigestRealm", realm, sizeof(realm));
+	xmlFreeDoc(doc);
+	if (r != 0) {
+		wsman_client_free(c);
+		return r == WSMAN_E_PARSE && !we.msg[0]
+			       ? prov_fail(err, PROV_E_ACTIVATION, 0, "AMT_GeneralSettings has no DigestRealm")
+			       : wsman_failure("reading AMT's Digest realm failed", &we, err);
+	}
+	if (password_digest_a1(ADMIN_USER, realm, cred->password, digest) != 0) {
+		wsman_client_free(c);
+		return prov_fail(err, PROV_E_INTERNAL, 0, "MD5 is not available");
+	}
+	const struct wsman_param setup[] = {
+		{"NetAdminPassEncryptionType", "2"},
+		{"NetworkAdminPassword", digest},
+	};
+	r = invoke_checked(c, IPS_URI_HOST_BASED_SETUP, "Setup", setup, 2, err);
+	OPENSSL_cleanse(digest, sizeof(digest));
+	wsman_client_free(c);
+	if (r != 0 || !cred->tls)
+		return r;
+
+	r = wsman_open(s, o, ADMIN_USER, cred->password, &c, &cred->tls, err);
+	if (r != 0)
+		return r;
+	r = invoke_checked(c, AMT_URI_SETUP_AND_CONFIG, "CommitChanges", NULL, 0, err);
+	wsman_client_free(c);
+	return r;
+}
+
+/* ---- the password ---- */
+
+static int read_password_file(const char *path, char *out, size_t cap, struct prov_error *err)
+{
+	char buf[128], why[128];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read password file %s: %s", path,
+				 strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read password file %s: %s", path,
+				 strerror(errno));
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!password_check(PASSWORD_ADMIN, buf, why, sizeof(why))) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "password file %s: %s", path, why);
+	}
+	snprintf(out, cap, "%s", buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+static void set_credentials(struct prov_credentials *c, const char *pw, const char *source)
+{
+	snprintf(c->user, sizeof(c->user), ADMIN_USER);
+	snprintf(c->password, sizeof(c->password), "%s", pw);
+	c->source = source;
+}
+
+static int save_record(const struct prov_activate_opts *o, const char *uuid,
+		       const struct prov_credentials *c, const char *status, char *why, size_t cap)
+{
+	struct state_record rec = {0};
+	int r;
+
+	snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid);
+	snprintf(rec.user, sizeof(rec.user), "%s", c->user);
+	snprintf(rec.password, sizeof(rec.password), "%s", c->password);
+	snprintf(rec.status, sizeof(rec.status), "%s", status);
+	r = state_dir_prepare(o->state_dir, why, cap);
+	if (r == 0)
+		r = state_save(o->state_dir, &rec, why, cap);
+	state_record_wipe(&rec);
+	return r;
+}
+
+/*
+ * AMT is provisioned: find the password among those we hold (password file, state directory)
+ * and check it with AMT. 0 with OUT filled, or PROV_E_UNKNOWN_CREDENTIALS.
+ */
+static int adopt_existing(struct prov_session *s, const struct prov_activate_opts *o,
+			  const struct amt_state *st, const char *uuid, const char *operator_pw,
+			  struct prov_credentials *out, struct prov_error *err)
+{
+	struct state_record rec;
+	char why[256];
+	int r;
+
+	if (operator_pw) {
+		r = credentials_work(s, o, ADMIN_USER, operator_pw, err);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			set_credentials(out, operator_pw, "password file");
+			save_record(o, uuid, out, "activated", why, sizeof(why));
+			return 0;
+		}
+	}
+	if (state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0) {
+		r = credentials_work(s, o, rec.user, rec.password, err);
+		if (r == 1) {
+			set_credentials(out, rec.password, "state directory");
+			if (strcmp(rec.status, "activated") != 0)
+				save_record(o, uuid, out, "activated", why, sizeof(why));
+		}
+		state_record_wipe(&rec);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	return prov_fail(err, PROV_E_UNKNOWN_CREDENTIALS, 0,
+			 "AMT is already in %s control mode with a password this machine does "
+			 "not hold%s",
+			 prov_control_mode_name(st->control_mode),
+			 st->control_mode == AMTHI_CONTROL_CCM
+				 ? " (--password-file to give it, --reprovision to reset it locally)"
+				 : " (admin control mode is never reset locally)");
+}
+
+/* Unprovision client control mode over AMTHI and wait for AMT to settle in pre-provisioning. */
+static int unprovision_ccm(struct prov_session *s, const struct prov_activate_opts *o,
+			   struct prov_error *err)
+{
+	struct mei_dev *dev;
+	uint32_t mode, state;
+	int r = session_amthi(s, &dev, err);
+
+	if (r != 0)
+		return r < 0 && err->msg[0] ? r
+					    : prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "AMTHI lost");
+	r = amthi_unprovision(dev);
+	if (r != 0)
+		return prov_fail(err, r == AMTHI_STATUS_INVALID_AMT_MODE ? PROV_E_REFUSED
+									: PROV_E_ACTIVATION,
+				 r, "AMT refused to unprovision: %s", mei_strerror(r));
+	if (wait_modes(s, is_pre, o->settle_ms, &mode, &state, err) != 0)
+		return prov_fail(err, PROV_E_ACTIVATION, 0,
+				 "AMT did not settle in pre-provisioning within %d s after "
+				 "unprovisioning (control mode %s, provisioning state %s)",
+				 o->settle_ms / 1000, prov_control_mode_name(mode),
+				 prov_provisioning_state_name(state));
+	return 0;
+}
+
+/* Choose the password for a pre-provisioned AMT and make it durable before anything else. */
+static int choose_password(const struct prov_activate_opts *o, const struct amt_state *st,
+			   const char *uuid, const char *operator_pw, struct prov_credentials *out,
+			   struct prov_error *err)
+{
+	struct state_record rec;
+	char pw[PASSWORD_MAX + 1], why[256];
+	bool durable;
+	int r;
+
+	if (operator_pw) {
+		set_credentials(out, operator_pw, "password file");
+	} else if (state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0) {
+		/* a run that stopped before AMT took its password: reuse it */
+		set_credentials(out, rec.password, "state directory");
+		state_record_wipe(&rec);
+	} else {
+		if (password_generate(PASSWORD_ADMIN, GENERATED_LENGTH, pw) != 0)
+			return prov_fail(err, PROV_E_INTERNAL, 0,
+					 "the random source failed: no password generated");
+		set_credentials(out, pw, "generated");
+		OPENSSL_cleanse(pw, sizeof(pw));
+	}
+
+	r = save_record(o, uuid, out, "pending", why, sizeof(why));
+	durable = operator_pw || (r == 0 && state_dir_is_persistent(o->state_dir));
+	if (o->write_ahead) {
+		r = o->write_ahead(o->write_ahead_ctx, st, out, err);
+		if (r != 0)
+			return r;
+		durable = true;
+	}
+	if (!durable)
+		return prov_fail(err, PROV_E_NOT_DURABLE, 0,
+				 "refusing to activate: the new password would live only in %s, "
+				 "which %s; name a hand-off target (--server, --maas), a --state-dir "
+				 "on persistent storage, or a --password-file",
+				 o->state_dir,
+				 r == 0 ? "is erased by a reboot (tmpfs)" : "cannot be written");
+	return 0;
+}
+
+/* After a failure: say whether AMT was left untouched or activated with the saved password. */
+static int explain_failure(struct prov_session *s, const struct prov_activate_opts *o,
+			   const char *uuid, int r, struct prov_error *err)
+{
+	struct prov_error probe = {0};
+	uint32_t mode = 0, state = 0;
+	char msg[sizeof(err->msg)];
+	size_t len = strlen(err->msg);
+
+	if (len > sizeof(err->msg) - 80)
+		len = sizeof(err->msg) - 80;
+	memcpy(msg, err->msg, len);
+	msg[len] = '\0';
+	if (read_modes(s, &mode, &state, &probe) != 0)
+		snprintf(err->msg, sizeof(err->msg), "%s; AMT's state is unknown, the password is "
+			 "saved in %s/%s.json", msg, o->state_dir, uuid);
+	else if (is_pre(mode, state))
+		snprintf(err->msg, sizeof(err->msg), "%s; AMT is left untouched", msg);
+	else
+		snprintf(err->msg, sizeof(err->msg), "%s; AMT is in %s control mode with the "
+			 "password saved in %s/%s.json", msg, prov_control_mode_name(mode),
+			 o->state_dir, uuid);
+	return r;
+}
+
+static int activate_pre(struct prov_session *s, const struct prov_activate_opts *o,
+			const struct amt_state *st, const char *uuid, const char *operator_pw,
+			struct prov_credentials *out, struct prov_error *err)
+{
+	uint32_t mode, state;
+	char why[256];
+	int r = choose_password(o, st, uuid, operator_pw, out, err);
+
+	if (r != 0)
+		return r;
+	r = host_based_setup(s, o, out, err);
+	if (r == 0 && wait_modes(s, is_ccm_post, o->confirm_ms, &mode, &state, err) != 0)
+		r = prov_fail(err, PROV_E_ACTIVATION, 0,
+			      "AMT accepted Setup but did not reach client control mode and "
+			      "provisioning state post within %d s (now %s, %s)",
+			      o->confirm_ms / 1000, prov_control_mode_name(mode),
+			      prov_provisioning_state_name(state));
+	if (r != 0)
+		return explain_failure(s, o, uuid, r, err);
+	out->activated_now = true;
+	save_record(o, uuid, out, "activated", why, sizeof(why));
+	return 0;
+}
+
+int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
+		  struct prov_credentials *out, struct prov_error *err)
+{
+	char uuid[37], operator_pw[PASSWORD_MAX + 1] = "";
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = prov_discover(s, st, err);
+	if (r != 0)
+		return r;
+	amthi_uuid_format(st->uuid, uuid);
+	if (o->password_file &&
+	    (r = read_password_file(o->password_file, operator_pw, sizeof(operator_pw), err)) != 0)
+		return r;
+
+	if (st->control_mode != AMTHI_CONTROL_NONE ||
+	    st->provisioning_state == AMTHI_PROVISIONING_POST) {
+		r = adopt_existing(s, o, st, uuid, operator_pw[0] ? operator_pw : NULL, out, err);
+		if (r != PROV_E_UNKNOWN_CREDENTIALS || !o->reprovision ||
+		    st->control_mode != AMTHI_CONTROL_CCM)
+			goto done;
+		r = unprovision_ccm(s, o, err);
+		if (r != 0)
+			goto done;
+	} else if (st->provisioning_state == AMTHI_PROVISIONING_IN) {
+		uint32_t mode, state;
+
+		if (wait_modes(s, is_pre, o->settle_ms, &mode, &state, err) != 0) {
+			r = prov_fail(err, PROV_E_ACTIVATION, 0,
+				      "AMT stays in provisioning state 'in' (another tool is "
+				      "provisioning it?)");
+			goto done;
+		}
+	}
+	r = activate_pre(s, o, st, uuid, operator_pw[0] ? operator_pw : NULL, out, err);
+	if (r == 0) {
+		struct prov_error ignored;
+
+		prov_discover(s, st, &ignored);
+	}
+done:
+	OPENSSL_cleanse(operator_pw, sizeof(operator_pw));
+	if (r != 0)
+		prov_credentials_wipe(out);
+	return r;
+}
+
+int prov_deactivate(struct prov_session *s, const struct prov_activate_opts *o,
+		    struct amt_state *st, struct prov_error *err)
+{
+	char uuid[37], why[256];
+	int r = prov_discover(s, st, err);
+
+	if (r != 0)
+		return r;
+	if (st->control_mode == AMTHI_CONTROL_ACM)
+		return prov_fail(err, PROV_E_REFUSED, 0,
+				 "AMT is in admin control mode: amt-enlist unprovisions only client "
+				 "control mode locally; use a management console with AMT's admin "
+				 "password");
+	amthi_uuid_format(st->uuid, uuid);
+	if (st->control_mode == AMTHI_CONTROL_CCM) {
+		r = unprovision_ccm(s, o, err);
+		if (r != 0)
+			return r;
+	}
+	if (state_remove(o->state_dir, uuid, why, sizeof(why)) != 0)
+		return prov_fail(err, PROV_E_INTERNAL, 0, "%s", why);
+	return prov_discover(s, st, err);
+}
