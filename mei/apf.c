@@ -163,7 +163,7 @@ static int decode_disconnect(struct cursor *c, struct apf_msg *m)
 static int decode_userauth_request(struct cursor *c, struct apf_msg *m)
 {
 	struct apf_str secret;
-	uint8_t change;
+	uint8_t change = 0;
 	int r = get_str(c, &m->userauth.user);
 
 	if (r == 0)
@@ -185,7 +185,7 @@ static int decode_userauth_request(struct cursor *c, struct apf_msg *m)
 
 static int decode_userauth_failure(struct cursor *c, struct apf_msg *m)
 {
-	uint8_t partial;
+	uint8_t partial = 0;
 	int r = get_str(c, &m->userauth.method);
 
 	if (r == 0)
@@ -195,7 +195,7 @@ static int decode_userauth_failure(struct cursor *c, struct apf_msg *m)
 
 static int decode_global_request(struct cursor *c, struct apf_msg *m)
 {
-	uint8_t want;
+	uint8_t want = 0;
 	int r = get_str(c, &m->global.name);
 
 	if (r == 0)
@@ -524,8 +524,7 @@ size_t apf_encode_channel_close(uint8_t *out, size_t cap, uint32_t recipient)
 #define ERR_MAX         256
 #define FORWARD_MAX     16
 #define LOCAL_ADDRESS   "::1"
-#define ORIGINATOR_PORT 123u /* what go-wsman-messages' ChannelOpen sends; AMT does not check it   \
-	                      */
+#define ORIGINATOR_PORT 123u /* as go-wsman-messages' ChannelOpen sends */
 
 /* Pump outcomes besides 0 and the negative mei_err codes. */
 #define PUMP_CONTINUE 1
@@ -541,7 +540,7 @@ struct channel {
 	uint32_t id;   /* ours: AMT's messages carry it as recipient */
 	uint32_t peer; /* AMT's: ours carry it as recipient */
 	uint16_t port;
-	int sock; /* our end of the socketpair, non-blocking */
+	int sock; /* our end of the socketpair (used with MSG_DONTWAIT) */
 	enum channel_state state;
 	uint32_t window;      /* what we offered */
 	uint32_t peer_window; /* bytes we may still send */
@@ -564,7 +563,6 @@ struct apf_session {
 
 	bool version_seen;
 	bool pfwd_accepted;
-	uint32_t fw_major, fw_minor;
 
 	pthread_mutex_t lock; /* forwarded[], err, refusal: written by the pump too */
 	uint16_t forwarded[FORWARD_MAX];
@@ -725,11 +723,7 @@ static int on_version(struct apf_session *s, const struct apf_msg *m)
 		return MEI_E_PROTOCOL;
 	}
 	/* Ours went out first; a repeated version from AMT needs no answer. */
-	if (!s->version_seen) {
-		s->version_seen = true;
-		s->fw_major = m->version.major;
-		s->fw_minor = m->version.minor;
-	}
+	s->version_seen = true;
 	return 0;
 }
 
@@ -798,7 +792,10 @@ static int handle_control(struct apf_session *s, const struct apf_msg *m)
 	}
 }
 
-/* Read and handle what AMT has already queued, without waiting. A reset only marks the session. */
+/*
+ * Read and handle what AMT has already queued, without waiting. The session ending (a reset or
+ * DISCONNECT) only marks it dead: whoever needs it next starts over.
+ */
 static int drain_now(struct apf_session *s)
 {
 	for (;;) {
@@ -806,17 +803,19 @@ static int drain_now(struct apf_session *s)
 		size_t len;
 		int r = recv_from_amt(s, now_ms(), &len);
 
-		if (r == MEI_E_TIMEOUT)
-			return 0;
-		if (r == MEI_E_RESET)
-			s->dead = true;
 		if (r == 0)
 			r = decode_from_amt(s, len, &m);
 		if (r == SKIP)
 			continue;
 		if (r == 0)
 			r = handle_control(s, &m);
-		if (r < 0)
+		if (r == MEI_E_TIMEOUT)
+			return 0;
+		if (r == MEI_E_RESET) {
+			s->dead = true;
+			return 0;
+		}
+		if (r != 0)
 			return r;
 	}
 }
@@ -943,7 +942,12 @@ int apf_open_err(const char *device, const struct mei_opts *o, struct apf_sessio
 		return MEI_E_NOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	atomic_init(&s->pump_done, false);
-	s->recv_ms = o->recv_ms > 0 ? o->recv_ms : 0;
+	if (o->recv_ms > 0) {
+		s->recv_ms = o->recv_ms;
+	} else {
+		mei_opts_default(&defaults);
+		s->recv_ms = defaults.recv_ms;
+	}
 	s->window = APF_DEFAULT_WINDOW;
 	s->next_channel = 1;
 	s->ch.sock = -1;
@@ -1393,7 +1397,7 @@ static int await_open_answer(struct apf_session *s, uint32_t id, uint16_t port)
 			r = decode_from_amt(s, len, &m);
 		if (r == SKIP)
 			continue;
-		if (r < 0)
+		if (r != 0)
 			return r;
 		if (m.type == APF_CHANNEL_OPEN_CONFIRMATION && m.confirm.recipient == id) {
 			s->ch.peer = m.confirm.sender;

@@ -449,7 +449,7 @@ static int explain_failure(struct prov_session *s, const struct prov_activate_op
 }
 
 static int activate_pre(struct prov_session *s, const struct prov_activate_opts *o,
-			const struct amt_state *st, const char *uuid, const char *operator_pw,
+			struct amt_state *st, const char *uuid, const char *operator_pw,
 			struct prov_credentials *out, struct prov_error *err)
 {
 	uint32_t mode, state;
@@ -468,8 +468,61 @@ static int activate_pre(struct prov_session *s, const struct prov_activate_opts 
 	if (r != 0)
 		return explain_failure(s, o, uuid, r, err);
 	out->activated_now = true;
+	st->control_mode = mode;
+	st->provisioning_state = state;
 	save_record(o, uuid, out, "activated", why, sizeof(why));
 	return 0;
+}
+
+static bool has_address(const struct amt_state *st)
+{
+	return !st->wired.lan.dhcp_enabled || st->wired.lan.ipv4 != 0;
+}
+
+/*
+ * AMT disabled, but the ME allows the transition (ME 16.1+): enable it over the watchdog
+ * client, then wait (bounded) for the AMTHI client to appear and for AMT's DHCP address.
+ */
+static int enable_amt(struct prov_session *s, const struct prov_activate_opts *o,
+		      struct amt_state *st, struct prov_error *err)
+{
+	struct mei_opts m;
+	struct mei_dev *dev;
+	long deadline;
+	int r;
+
+	mei_opts_from(&s->opts, &m);
+	r = mei_open(s->opts.device, MEI_GUID_WATCHDOG, &m, &dev);
+	if (r != 0)
+		return prov_fail(err, PROV_E_AMT_DISABLED, r,
+				 "AMT is disabled and the ME's watchdog client cannot be reached to "
+				 "enable it: %s",
+				 mei_strerror(r));
+	r = watchdog_set_operational(dev, true);
+	mei_close(dev);
+	if (r != 0)
+		return prov_fail(err, PROV_E_AMT_DISABLED, r, "the ME refused to enable AMT: %s",
+				 mei_strerror(r));
+	session_amthi_drop(s);
+	session_forget_state_independence(s);
+	deadline = now_ms() + o->settle_ms;
+	for (long delay = POLL_FIRST_MS;; delay = delay * 2 > POLL_MAX_MS ? POLL_MAX_MS : delay * 2) {
+		r = prov_discover(s, st, err);
+		if (r == 0 && has_address(st))
+			return 0;
+		if (r != 0 && r != PROV_E_AMT_DISABLED && r != PROV_E_NO_AMT)
+			return r;
+		if (now_ms() + delay > deadline)
+			break;
+		sleep_ms(delay);
+		if (r != 0)
+			session_forget_state_independence(s);
+	}
+	if (r != 0)
+		return prov_fail(err, PROV_E_AMT_DISABLED, 0,
+				 "AMT was enabled but its AMTHI client did not appear within %d s",
+				 o->settle_ms / 1000);
+	return 0; /* enabled, no DHCP lease yet: activation does not need one */
 }
 
 int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
@@ -480,6 +533,8 @@ int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, st
 
 	memset(out, 0, sizeof(*out));
 	r = prov_discover(s, st, err);
+	if (r == PROV_E_AMT_DISABLED)
+		r = enable_amt(s, o, st, err);
 	if (r != 0)
 		return r;
 	amthi_uuid_format(st->uuid, uuid);
@@ -507,11 +562,6 @@ int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, st
 		}
 	}
 	r = activate_pre(s, o, st, uuid, operator_pw[0] ? operator_pw : NULL, out, err);
-	if (r == 0) {
-		struct prov_error ignored;
-
-		prov_discover(s, st, &ignored);
-	}
 done:
 	OPENSSL_cleanse(operator_pw, sizeof(operator_pw));
 	if (r != 0)

@@ -7,6 +7,8 @@
 #include "host.h"
 #include "session.h"
 
+#define WATCHDOG_RECV_MS 2000
+
 void prov_opts_default(struct prov_opts *o)
 {
 	struct mei_opts m;
@@ -77,27 +79,37 @@ static int open_failure(const struct prov_opts *o, int r, struct prov_error *err
 	}
 }
 
-/* The watchdog client, when it is free: it is optional, so every failure just means "unread". */
-static bool read_state_independence(const struct prov_opts *o, struct amt_state_independence *si)
+/*
+ * The watchdog client, when it is free: it is optional, so every failure just means "unread".
+ * Read once per session (the state changes only when we enable AMT, which forgets it). Older
+ * firmware may not answer at all: a short deadline keeps that from costing the run seconds.
+ */
+static bool read_state_independence(struct prov_session *s, struct amt_state_independence *si)
 {
 	struct mei_opts m;
 	struct mei_dev *dev;
-	bool ok;
 
-	mei_opts_from(o, &m);
-	m.busy_retries = 0;
-	if (mei_open(o->device, MEI_GUID_WATCHDOG, &m, &dev) != 0)
-		return false;
-	ok = watchdog_get_state(dev, si) == 0;
-	mei_close(dev);
-	return ok;
+	if (!s->si_tried) {
+		s->si_tried = true;
+		mei_opts_from(&s->opts, &m);
+		m.busy_retries = 0;
+		if (m.recv_ms > WATCHDOG_RECV_MS)
+			m.recv_ms = WATCHDOG_RECV_MS;
+		if (mei_open(s->opts.device, MEI_GUID_WATCHDOG, &m, &dev) == 0) {
+			s->si_read = watchdog_get_state(dev, &s->si) == 0;
+			mei_close(dev);
+		}
+	}
+	*si = s->si;
+	return s->si_read;
 }
 
 /* Without an AMTHI client, the watchdog client tells "AMT disabled" from "no AMT". */
-static int no_amthi_client(const struct prov_opts *o, struct amt_state *st,
-			   struct prov_error *err)
+static int no_amthi_client(struct prov_session *s, struct amt_state *st, struct prov_error *err)
 {
-	st->state_independence_read = read_state_independence(o, &st->si);
+	const struct prov_opts *o = &s->opts;
+
+	st->state_independence_read = read_state_independence(s, &st->si);
 	/* Consumer firmware answers "not operational" too; only an allowed transition says AMT. */
 	if (st->state_independence_read && st->si.transition_allowed && !st->si.amt_operational)
 		return prov_fail(err, PROV_E_AMT_DISABLED, MEI_E_NO_CLIENT,
@@ -197,6 +209,8 @@ void prov_session_free(struct prov_session *s)
 {
 	if (!s)
 		return;
+	if (s->apf)
+		apf_close(s->apf);
 	if (s->amthi)
 		mei_close(s->amthi);
 	free(s);
@@ -224,6 +238,12 @@ int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_erro
 	return 0;
 }
 
+void session_forget_state_independence(struct prov_session *s)
+{
+	s->si_tried = false;
+	s->si_read = false;
+}
+
 void session_amthi_drop(struct prov_session *s)
 {
 	if (s->amthi) {
@@ -247,14 +267,14 @@ int prov_discover(struct prov_session *s, struct amt_state *st, struct prov_erro
 
 	r = session_amthi(s, &dev, err);
 	if (r == MEI_E_NO_CLIENT)
-		return no_amthi_client(o, st, err);
+		return no_amthi_client(s, st, err);
 	if (r != 0)
 		return r;
 	r = read_amthi(dev, st, err);
 	if (r != 0)
 		return r;
 
-	st->state_independence_read = read_state_independence(o, &st->si);
+	st->state_independence_read = read_state_independence(s, &st->si);
 	derive(st);
 	return 0;
 }

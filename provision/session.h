@@ -9,6 +9,9 @@ struct prov_session {
 	struct mei_dev *amthi;          /* connected once, kept for the run */
 	unsigned amthi_connects_before; /* connects of AMTHI handles already dropped */
 	struct apf_session *apf;        /* the LME session, made when WS-Man is first needed */
+	bool si_tried;                  /* the watchdog client was asked (once per session) */
+	bool si_read;                   /* ... and answered with si */
+	struct amt_state_independence si;
 };
 
 /*
@@ -19,6 +22,9 @@ int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_erro
 
 /* Forget the AMTHI connection (after AMT was enabled, its client list changes). */
 void session_amthi_drop(struct prov_session *s);
+
+/* Ask the watchdog client again next time (after AMT was enabled). */
+void session_forget_state_independence(struct prov_session *s);
 
 void mei_opts_from(const struct prov_opts *o, struct mei_opts *m);
 int prov_fail(struct prov_error *err, int code, int mei, const char *fmt, ...)

@@ -92,7 +92,7 @@ static bool envelope_start(struct envelope *e, const char *action, const char *r
 	if (!add_text(e->header, e->addr, "Action", action, true, e->soap) ||
 	    !add_text(e->header, e->addr, "To", "/wsman", true, e->soap) ||
 	    !add_text(e->header, e->wsman, "ResourceURI", resource_uri, true, e->soap) ||
-	    !add_text(e->header, e->addr, "MessageID", id, true, e->soap))
+	    !add_text(e->header, e->addr, "MessageID", id, false, NULL))
 		return false;
 	reply_to = xmlNewChild(e->header, e->addr, xc("ReplyTo"), NULL);
 	if (!reply_to || !add_text(reply_to, e->addr, "Address", WSMAN_ADDR_ANONYMOUS, false, NULL))
@@ -929,6 +929,13 @@ static bool configure(struct wsman_client *c)
 	 */
 	SET(CURLOPT_FORBID_REUSE, 1L);
 	SET(CURLOPT_OPENSOCKETDATA, c);
+	/*
+	 * With the shim libcurl does not poll the socket while "connecting"; it looks again when
+	 * its happy-eyeballs timer fires (200 ms by default). There is one address, so a short
+	 * timer changes nothing else.
+	 */
+	if (c->shim.listener >= 0)
+		SET(CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS, 1L);
 	if (c->route == WSMAN_VIA_APF) {
 		SET(CURLOPT_OPENSOCKETFUNCTION, open_apf_socket);
 		SET(CURLOPT_SOCKOPTFUNCTION, apf_socket_connected);

@@ -53,11 +53,16 @@ enum wsman_route {
 struct wsman_target {
 	enum wsman_route route;
 	struct apf_session *apf; /* WSMAN_VIA_APF */
-	const char *lms_host;    /* WSMAN_VIA_LMS: normally "127.0.0.1" */
+	const char *lms_host;    /* WSMAN_VIA_LMS: "127.0.0.1", "localhost" or NULL; nothing else */
 	uint16_t port;           /* 16992, or 16993 with TLS */
 	bool tls;
-	const char *ca_file;     /* TLS: the CA that AMT's certificate must chain to; NULL: see docs */
-	int timeout_ms;          /* per request */
+	/*
+	 * TLS: the CA that AMT's certificate must chain to (the system CAs are not used; the host
+	 * name is not checked, as AMT's certificate never names 127.0.0.1). NULL: not verified,
+	 * for the TLS that AMT enforces on its local ports, whose bytes stay on this machine.
+	 */
+	const char *ca_file;
+	int timeout_ms;          /* per request; <= 0: 60 s */
 };
 
 struct wsman_client;
@@ -84,7 +89,10 @@ xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
  */
 int wsman_parse_reply(const char *body, size_t len, xmlDocPtr *doc, struct wsman_error *err);
 
-/* The text of the first element with LOCAL_NAME in the reply's Body (namespaces honoured). */
+/*
+ * The text, trimmed, of the first element named LOCAL_NAME (in any namespace) inside the
+ * reply's Body. WSMAN_E_PARSE when there is none, or when the text does not fit CAP.
+ */
 int wsman_body_text(xmlDocPtr doc, const char *local_name, char *out, size_t cap);
 /* <ReturnValue> as a number; WSMAN_E_PARSE when absent. */
 int wsman_return_value(xmlDocPtr doc, unsigned *rv);
