@@ -331,6 +331,36 @@ static void test_unknown_requests_and_channel_types_keep_their_bytes(void **stat
 	assert_string_equal(apf_message_name(APF_CHANNEL_OPEN_FAILURE), "CHANNEL_OPEN_FAILURE");
 }
 
+/* Random frames of known types: every one is decoded or refused, none read out of bounds. */
+static void test_decode_survives_random_bytes(void **state)
+{
+	static const uint8_t types[] = {1,  5,  6,  50, 51, 52, 80, 81,
+	                                82, 90, 91, 92, 93, 94, 97, 192};
+	uint32_t x = 2463534242u;
+	unsigned accepted = 0;
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		size_t len = 1 + (x % 40);
+		uint8_t *b = malloc(len); /* exact size, so ASan sees any overread */
+		struct apf_msg m;
+
+		assert_non_null(b);
+		for (size_t j = 0; j < len; j++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			/* small numbers make plausible string lengths */
+			b[j] = (uint8_t)(j % 4 == 3 || j == 0 ? x : (x & 0x80 ? 0 : x));
+		}
+		b[0] = types[b[0] % sizeof(types)];
+		if (apf_decode(b, len, &m) == 0)
+			accepted++;
+		free(b);
+	}
+	assert_true(accepted > 0);
+}
+
 /* ---- the firmware side alone: slots and strictness ---- */
 
 struct capture {
@@ -1153,6 +1183,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_and_trailing_bytes_are_rejected),
 	    cmocka_unit_test(test_malformed_frames_are_rejected),
 	    cmocka_unit_test(test_unknown_requests_and_channel_types_keep_their_bytes),
+	    cmocka_unit_test(test_decode_survives_random_bytes),
 	    cmocka_unit_test(test_firmware_has_eight_slots_freed_by_close),
 	    cmocka_unit_test(test_firmware_rejects_bad_host_frames),
 	    cmocka_unit_test(test_handshake_is_driven_by_messages),

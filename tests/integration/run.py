@@ -7,21 +7,37 @@ agent is asked, and what must come out; this runner is generic, in the manner of
 Keys of a case:
   description   one line
   profile       name of a profile in tests/amtsim/profiles/
-  faults        ["busy=2", ...] passed to amtsim as --fault
-  args          the agent's arguments (the runner adds --device and, under umockdev, nothing)
+  faults        ["busy=2", ...] passed to amtsim as --fault (every step)
+  tls           true: make a test CA and AMT's "AMT RCFG" certificate for the emulator
+  files         {"NAME": "content"}: files made in the case's directory before the steps
+  steps         a list of agent runs against the same emulated machine, each with the keys
+                below; a case without "steps" is one step made of its own keys
+  verify_admin  true: after the steps, a separate Digest-authenticated WS-Man call (through the
+                emulator's LMS stand-in) must accept the password in the state directory as
+                "admin", and refuse a wrong one
+Keys of a step:
+  args          the agent's arguments (the runner adds --device); {tmp}, {state} and {ca} are
+                replaced by the case's directory, its state directory and the test CA
+  fault_env     faults for this step only
   exit          expected exit code
   stdout_json   a JSON object that the agent's stdout must contain (subset match)
   expect_profile  true: stdout (info --json) must show the state the profile describes
   stdout        regular expressions that must match stdout
   stderr        regular expressions that must match stderr
   stderr_lines  the most lines stderr may have
-  stats         {"amthi.connects": 1, "amthi.commands.GetUUID": 1, ...}: emulator counters
+  stats         {"amthi.connects": 1, "amthi.commands.GetUUID": 1, ...}: emulator counters of
+                this step
   max_seconds   wall-time bound of the agent's run (a hang is a failure)
+  show_password true: the step may print the admin password (it must not otherwise: every
+                output of every step is searched for it)
 
 Usage: run.py --transport unix|umockdev --agent PATH --amtsim PATH CASE.json
 """
 
 import argparse
+import socket
+import ssl
+import urllib.request
 import json
 import os
 import re
@@ -116,41 +132,66 @@ def lookup(stats, dotted):
     return cur
 
 
-def sim_command(args, case, stats_path):
-    cmd = [args.amtsim, "--profile", os.path.join(PROFILES, case["profile"] + ".json"),
-           "--stats", stats_path]
-    for f in case.get("faults", []):
-        cmd += ["--fault", f]
-    return cmd
 
+class Machine:
+    """The emulated machine of one case: its state file, TLS material and transport."""
 
-def run_unix(args, case, tmp, stats_path):
-    sock = os.path.join(tmp, "mei.sock")
-    sim = subprocess.Popen(sim_command(args, case, stats_path) + ["--listen", sock],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    def __init__(self, args, case, tmp):
+        self.args, self.case, self.tmp = args, case, tmp
+        self.state_file = os.path.join(tmp, "machine-state.json")
+        self.certs = os.path.join(tmp, "certs")
+        if case.get("tls"):
+            subprocess.run(["sh", os.path.join(HERE, "..", "amtsim", "make-test-certs.sh"),
+                            self.certs], check=True, capture_output=True)
+
+    def sim_command(self, stats_path, faults=()):
+        c = self.case
+        cmd = [self.args.amtsim, "--profile", os.path.join(PROFILES, c["profile"] + ".json"),
+               "--stats", stats_path]
+        if "steps" in c:  # the machine's state carries over from one run to the next
+            cmd += ["--state", self.state_file]
+        if c.get("tls"):
+            cmd += ["--tls-cert", os.path.join(self.certs, "amt.pem"),
+                    "--tls-key", os.path.join(self.certs, "amt.key")]
+        for f in list(c.get("faults", [])) + list(faults):
+            cmd += ["--fault", f]
+        return cmd
+
+    def listen(self, stats_path, extra=()):
+        sock = os.path.join(self.tmp, "mei.sock")
+        sim = subprocess.Popen(self.sim_command(stats_path) + list(extra) + ["--listen", sock],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = sim.stdout.readline()
         if "listening" not in line:
-            fail(f"amtsim did not start: {line!r} {sim.stderr.read()}")
-        agent = [args.agent, "--device", "unix:" + sock] + case["args"]
-        return run_agent(agent, case)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=10)
-        except subprocess.TimeoutExpired:
             sim.kill()
-            fail("amtsim did not stop on SIGTERM")
+            fail(f"amtsim did not start: {line!r} {sim.stderr.read()}")
+        return sim, sock
 
 
-def run_umockdev(args, case, tmp, stats_path):
-    del tmp
-    cmd = sim_command(args, case, stats_path) + ["--run", "--", args.agent] + case["args"]
-    return run_agent(cmd, case)
+def stop(sim):
+    sim.send_signal(signal.SIGTERM)
+    try:
+        sim.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        sim.kill()
+        fail("amtsim did not stop on SIGTERM")
 
 
-def run_agent(cmd, case):
-    bound = case.get("max_seconds", 30)
+def expand(arg, m):
+    return (arg.replace("{tmp}", m.tmp).replace("{state}", os.path.join(m.tmp, "state"))
+            .replace("{ca}", os.path.join(m.certs, "ca.pem")))
+
+
+def run_step(m, step, transport, sock, stats_path):
+    agent_args = [expand(a, m) for a in step["args"]]
+    if transport == "unix":
+        return run_agent([m.args.agent, "--device", "unix:" + sock] + agent_args, step)
+    cmd = m.sim_command(stats_path, step.get("fault_env", []))
+    return run_agent(cmd + ["--run", "--", m.args.agent] + agent_args, step)
+
+
+def run_agent(cmd, step):
+    bound = step.get("max_seconds", 30)
     start = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound + 5)
@@ -162,38 +203,164 @@ def run_agent(cmd, case):
     return p, elapsed
 
 
-def check(case, p, stats):
+def json_out(p, problems):
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        problems.append(f"stdout is not JSON ({e})")
+        return None
+
+
+def check(case, step, p, stats):
     problems = []
-    if p.returncode != case.get("exit", 0):
-        problems.append(f"exit {p.returncode}, expected {case.get('exit', 0)}")
-    if case.get("expect_profile"):
+    if p.returncode != step.get("exit", 0):
+        problems.append(f"exit {p.returncode}, expected {step.get('exit', 0)}")
+    if step.get("expect_profile"):
         with open(os.path.join(PROFILES, case["profile"] + ".json")) as f:
             want = profile_expectation(json.load(f))
-        try:
-            problems += subset(want, json.loads(p.stdout))
-        except json.JSONDecodeError as e:
-            problems.append(f"stdout is not JSON ({e})")
-    if "stdout_json" in case:
-        try:
-            out = json.loads(p.stdout)
-            problems += subset(case["stdout_json"], out)
-        except json.JSONDecodeError as e:
-            problems.append(f"stdout is not JSON ({e})")
-    for rx in case.get("stdout", []):
+        out = json_out(p, problems)
+        if out is not None:
+            problems += subset(want, out)
+    if "stdout_json" in step:
+        out = json_out(p, problems)
+        if out is not None:
+            problems += subset(step["stdout_json"], out)
+    for rx in step.get("stdout", []):
         if not re.search(rx, p.stdout, re.M):
             problems.append(f"stdout does not match /{rx}/")
-    for rx in case.get("stderr", []):
+    for rx in step.get("stderr", []):
         if not re.search(rx, p.stderr, re.M):
             problems.append(f"stderr does not match /{rx}/")
-    if "stderr_lines" in case:
+    if "stderr_lines" in step:
         n = len(p.stderr.splitlines())
-        if n > case["stderr_lines"]:
-            problems.append(f"stderr has {n} lines, at most {case['stderr_lines']} expected")
-    for key, want in case.get("stats", {}).items():
+        if n > step["stderr_lines"]:
+            problems.append(f"stderr has {n} lines, at most {step['stderr_lines']} expected")
+    for key, want in step.get("stats", {}).items():
         got = lookup(stats, key)
         if got != want:
             problems.append(f"emulator counter {key} = {got}, expected {want}")
     return problems
+
+
+def saved_passwords(tmp):
+    """Every password in the case's state directory (to search outputs for, and to verify)."""
+    out = []
+    state = os.path.join(tmp, "state")
+    if os.path.isdir(state):
+        for name in os.listdir(state):
+            if name.endswith(".json"):
+                with open(os.path.join(state, name)) as f:
+                    out.append(json.load(f)["password"])
+    return out
+
+
+def wsman_get_as_admin(port, password, cafile):
+    body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+            "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" "
+            "xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" "
+            "xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\"><s:Header>"
+            "<a:Action s:mustUnderstand=\"true\">"
+            "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</a:Action>"
+            "<a:To s:mustUnderstand=\"true\">/wsman</a:To>"
+            "<w:ResourceURI s:mustUnderstand=\"true\">"
+            "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings</w:ResourceURI>"
+            "<a:MessageID s:mustUnderstand=\"true\">uuid:1</a:MessageID>"
+            "<a:ReplyTo><a:Address>"
+            "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+            "</a:Address></a:ReplyTo></s:Header><s:Body/></s:Envelope>").encode()
+    scheme = "https" if cafile else "http"
+    url = f"{scheme}://127.0.0.1:{port}/wsman"
+    mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    mgr.add_password(None, url, "admin", password)
+    handlers = [urllib.request.HTTPDigestAuthHandler(mgr)]
+    if cafile:
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = False
+        handlers.append(urllib.request.HTTPSHandler(context=ctx))
+    opener = urllib.request.build_opener(*handlers)
+    req = urllib.request.Request(url, data=body, headers={
+        "Content-Type": "application/soap+xml; charset=utf-8"})
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def verify_admin(m, problems):
+    passwords = saved_passwords(m.tmp)
+    if len(passwords) != 1:
+        problems.append(f"expected one password in the state directory, found {len(passwords)}")
+        return
+    port = free_port()
+    sim, _ = m.listen(os.path.join(m.tmp, "verify-stats.json"), ["--lms", str(port)])
+    try:
+        cafile = os.path.join(m.certs, "ca.pem") if m.case.get("tls") else None
+        if wsman_get_as_admin(port, passwords[0], cafile) != 200:
+            problems.append("AMT does not accept the saved password as admin")
+        if wsman_get_as_admin(port, passwords[0] + "x", cafile) != 401:
+            problems.append("AMT accepts a wrong admin password")
+    finally:
+        stop(sim)
+
+
+def merge_stats(path):
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_case(args, case, tmp):
+    m = Machine(args, case, tmp)
+    for name, content in case.get("files", {}).items():
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(content)
+        os.chmod(path, 0o600)
+    steps = case.get("steps", [case])
+    reports, problems = [], []
+    sim = sock = None
+    if args.transport == "unix":
+        sim, sock = m.listen(os.path.join(tmp, "stats.json"))
+    try:
+        for i, step in enumerate(steps):
+            stats_path = os.path.join(tmp, f"stats-{i}.json")
+            if sim:  # one emulator process for all steps: counters of this step by difference
+                before = merge_stats(os.path.join(tmp, "stats.json"))
+            p, elapsed = run_step(m, step, args.transport, sock, stats_path)
+            if sim:
+                stats = diff_stats(merge_stats(os.path.join(tmp, "stats.json")), before)
+            else:
+                stats = merge_stats(stats_path)
+            step_problems = check(case, step, p, stats)
+            reports.append((i, step, p, elapsed, stats, step_problems))
+            problems += [f"step {i + 1}: {x}" for x in step_problems]
+    finally:
+        if sim:
+            stop(sim)
+    if case.get("verify_admin"):
+        verify_admin(m, problems)
+    for pw in saved_passwords(tmp):
+        for i, step, p, _, _, _ in reports:
+            if not step.get("show_password") and (pw in p.stdout or pw in p.stderr):
+                problems.append(f"step {i + 1}: the admin password appears in the output")
+    return reports, problems
+
+
+def diff_stats(after, before):
+    if isinstance(after, dict):
+        return {k: diff_stats(v, before.get(k, 0) if isinstance(before, dict) else 0)
+                for k, v in after.items()}
+    if isinstance(after, (int, float)) and isinstance(before, (int, float)):
+        return after - before
+    return after
 
 
 def main():
@@ -205,21 +372,18 @@ def main():
     args = ap.parse_args()
     with open(args.case) as f:
         case = json.load(f)
-    with tempfile.TemporaryDirectory() as tmp:
-        stats_path = os.path.join(tmp, "stats.json")
-        runner = run_unix if args.transport == "unix" else run_umockdev
-        p, elapsed = runner(args, case, tmp, stats_path)
-        stats = {}
-        if os.path.exists(stats_path):
-            with open(stats_path) as f:
-                stats = json.load(f)
-        problems = check(case, p, stats)
+    # In the working directory (the build tree), not /tmp: a tmpfs there would make the
+    # state directory non-durable and change what activation does.
+    with tempfile.TemporaryDirectory(dir=os.getcwd(), prefix="case-") as tmp:
+        reports, problems = run_case(args, case, tmp)
     print(f"case: {os.path.basename(args.case)} ({args.transport}): {case['description']}")
-    print(f"agent: exit {p.returncode} in {elapsed:.2f} s")
+    for i, step, p, elapsed, stats, step_problems in reports:
+        print(f"step {i + 1}: {' '.join(step['args'])}: exit {p.returncode} in {elapsed:.2f} s")
+        if step_problems:
+            print("stdout:\n" + p.stdout)
+            print("stderr:\n" + p.stderr)
+            print("stats: " + json.dumps(stats))
     if problems:
-        print("stdout:\n" + p.stdout)
-        print("stderr:\n" + p.stderr)
-        print("stats: " + json.dumps(stats))
         for pr in problems:
             print("problem: " + pr)
         sys.exit(1)
