@@ -28,6 +28,8 @@ enum prov_err {
 	PROV_E_NOT_DURABLE = -8,   /* nowhere durable to keep a generated password: refused */
 	PROV_E_BAD_INPUT = -9,     /* an operator's file or value is unusable */
 	PROV_E_REFUSED = -10,      /* asked for something we will not do (e.g. unprovision ACM) */
+	PROV_E_SERVER_REFUSED = -11, /* the provisioning server refused the hand-off (final 4xx) */
+	PROV_E_DEADLINE = -12,     /* the hand-off did not succeed before its deadline */
 };
 
 struct prov_error {
