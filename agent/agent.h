@@ -19,12 +19,17 @@ enum exit_code {
 	EXIT_ME_UNAVAILABLE = 5, /* the ME did not come up, did not answer, or broke the protocol */
 	EXIT_UNKNOWN_CREDENTIALS = 6, /* AMT provisioned with a password we do not hold */
 	EXIT_ACTIVATION = 7,    /* activation or deactivation failed or was refused */
+	EXIT_SERVER_REFUSED = 8, /* a provisioning server did not accept the hand-off */
+	EXIT_DEADLINE = 9,      /* the hand-off did not succeed before --deadline */
 	EXIT_NOT_DURABLE = 10,  /* refused to activate: nowhere durable for the password */
+	EXIT_NO_ADDRESS = 11,   /* AMT has no IPv4 address to hand off */
 };
 
 struct agent_opts {
 	struct prov_opts prov;
 	struct prov_activate_opts activate;
+	struct prov_handoff_opts handoff;
+	bool no_amt_ok;
 	bool json;
 	bool show_password;
 };
@@ -39,3 +44,4 @@ int exit_code_for(int prov_err);
 int cmd_info(const struct agent_opts *o);
 int cmd_activate(const struct agent_opts *o);
 int cmd_deactivate(const struct agent_opts *o);
+int cmd_enlist(const struct agent_opts *o);

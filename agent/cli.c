@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{"info", cmd_info, "show AMT's state: versions, identity, modes, network, certificate hashes"},
 	{"activate", cmd_activate, "activate AMT in client control mode with a password held here"},
 	{"deactivate", cmd_deactivate, "unprovision AMT locally (client control mode only)"},
+	{"enlist", cmd_enlist, "activate when needed and hand the power parameters to the server"},
 };
 
 enum {
@@ -32,6 +33,14 @@ enum {
 	OPT_REPROVISION,
 	OPT_SHOW_PASSWORD,
 	OPT_AMT_CA,
+	OPT_SERVER,
+	OPT_CACERT,
+	OPT_INSECURE,
+	OPT_DEADLINE,
+	OPT_BMC_CONFIG,
+	OPT_MAAS,
+	OPT_NO_AMT_OK,
+	OPT_REPORT_UNKNOWN,
 };
 
 struct option_help {
@@ -50,6 +59,22 @@ static const struct option_help options[] = {
 	 "how long to wait for each reply of the ME (default 10)"},
 	{{"sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT}, "DIR",
 	 "where to read the ME's sysfs attributes (default /sys)"},
+	{{"server", required_argument, NULL, OPT_SERVER}, "URL",
+	 "POST the power-parameter document (JSON) to URL"},
+	{{"cacert", required_argument, NULL, OPT_CACERT}, "FILE",
+	 "CA bundle for the server's TLS certificate"},
+	{{"insecure", no_argument, NULL, OPT_INSECURE}, NULL,
+	 "do not verify the server's TLS certificate"},
+	{{"deadline", required_argument, NULL, OPT_DEADLINE}, "SECONDS",
+	 "time for the whole hand-off, retries included (default 300)"},
+	{{"bmc-config", required_argument, NULL, OPT_BMC_CONFIG}, "PATH",
+	 "write MAAS's bmc-config YAML to PATH (default $BMC_CONFIG_PATH)"},
+	{{"maas", optional_argument, NULL, OPT_MAAS}, "[=CFG]",
+	 "signal MAAS's metadata API, credentials from cloud-init's CFG"},
+	{{"no-amt-ok", no_argument, NULL, OPT_NO_AMT_OK}, NULL,
+	 "a machine without AMT is a success (exit 0, nothing sent)"},
+	{{"report-unknown", no_argument, NULL, OPT_REPORT_UNKNOWN}, NULL,
+	 "tell --server when AMT holds a password this machine does not know"},
 	{{"state-dir", required_argument, NULL, OPT_STATE_DIR}, "DIR",
 	 "where the admin password is kept, per AMT UUID (default /run/amt-enlist)"},
 	{{"password-file", required_argument, NULL, OPT_PASSWORD_FILE}, "FILE",
@@ -75,23 +100,25 @@ static void print_help(FILE *out)
 		     "Reads Intel AMT's state over the Management Engine and activates it.\n\nCommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\nWith no command: info.\n\nOptions:\n");
+	fprintf(out, "\nWith no command: enlist when --server, --maas or --bmc-config is given "
+		     "(or $BMC_CONFIG_PATH is set), else info.\n\nOptions:\n");
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char left[64];
 		const struct option *opt = &options[i].opt;
+		const char *arg = options[i].arg ? options[i].arg : "";
+		const char *sep = opt->has_arg == required_argument ? " " : "";
+		char left[64];
 
 		if (opt->val < 256)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", opt->val, opt->name,
-				 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", opt->val, opt->name, sep, arg);
 		else
-			snprintf(left, sizeof(left), "    --%s%s%s", opt->name,
-				 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+			snprintf(left, sizeof(left), "    --%s%s%s", opt->name, sep, arg);
 		fprintf(out, "  %-28s %s\n", left, options[i].help);
 	}
 	fprintf(out, "\nExit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 no AMT, "
 		     "4 AMT disabled,\n5 ME not ready or not answering, 6 AMT provisioned with a "
-		     "password not held here,\n7 activation failed or refused, 10 no durable place "
-		     "for a new password.\nSee amt-enlist(8).\n");
+		     "password not held here,\n7 activation failed or refused, 8 server refused, "
+		     "9 deadline passed,\n10 no durable place for a new password, 11 AMT has no "
+		     "address.\nSee amt-enlist(8).\n");
 }
 
 static int parse_seconds(const char *name, const char *text, int *ms)
@@ -155,6 +182,31 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 	case OPT_AMT_CA:
 		o->activate.amt_ca_file = optarg;
 		return 0;
+	case OPT_SERVER:
+		o->handoff.server_url = optarg;
+		return 0;
+	case OPT_CACERT:
+		o->handoff.cacert = optarg;
+		return 0;
+	case OPT_INSECURE:
+		o->handoff.insecure = true;
+		return 0;
+	case OPT_DEADLINE:
+		return parse_seconds("deadline", optarg, &o->handoff.deadline_ms);
+	case OPT_BMC_CONFIG:
+		o->handoff.bmc_config_path = optarg;
+		return 0;
+	case OPT_MAAS:
+		o->handoff.maas = true;
+		if (optarg)
+			o->handoff.maas_config = optarg;
+		return 0;
+	case OPT_NO_AMT_OK:
+		o->no_amt_ok = true;
+		return 0;
+	case OPT_REPORT_UNKNOWN:
+		o->handoff.report_unknown = true;
+		return 0;
 	case 'v':
 		(*verbosity)++;
 		return 0;
@@ -188,6 +240,7 @@ int agent_main(int argc, char **argv)
 	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[N_OPTIONS]));
 	prov_opts_default(&o.prov);
 	prov_activate_opts_default(&o.activate);
+	prov_handoff_opts_default(&o.handoff);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:vqhV", longopts, NULL)) != -1) {
 		if (c == 'h') {
@@ -206,6 +259,10 @@ int agent_main(int argc, char **argv)
 			return EXIT_USAGE;
 	}
 	log_set_level(verbosity < 0 ? LOG_ERROR : verbosity == 0 ? LOG_INFO : LOG_DEBUG);
+	if (!o.handoff.bmc_config_path && getenv("BMC_CONFIG_PATH") && *getenv("BMC_CONFIG_PATH"))
+		o.handoff.bmc_config_path = getenv("BMC_CONFIG_PATH");
+	if (o.handoff.server_url || o.handoff.maas || o.handoff.bmc_config_path)
+		cmd = find_command("enlist");
 	if (optind < argc) {
 		cmd = find_command(argv[optind]);
 		if (!cmd) {
@@ -241,6 +298,12 @@ int exit_code_for(int prov_err)
 		return EXIT_NOT_DURABLE;
 	case PROV_E_BAD_INPUT:
 		return EXIT_USAGE;
+	case PROV_E_SERVER_REFUSED:
+		return EXIT_SERVER_REFUSED;
+	case PROV_E_DEADLINE:
+		return EXIT_DEADLINE;
+	case PROV_E_NO_ADDRESS:
+		return EXIT_NO_ADDRESS;
 	default:
 		return EXIT_INTERNAL;
 	}

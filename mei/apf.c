@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * APF (AMT Port Forwarding) over the LME client, host side: the message codec, the handshake,
- * and channels bridged to local sockets by a pump thread. Layouts are in PROTOCOL.md section 4;
- * every message is parsed and built through the bounded cursor and writer of wire.h.
+ * and the bridge: a Unix listener whose connections are taken one at a time by a thread, each
+ * carried over a channel of its own. Layouts are in PROTOCOL.md section 4; every message is
+ * parsed and built through the bounded cursor and writer of wire.h.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +17,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -540,7 +543,7 @@ struct channel {
 	uint32_t id;   /* ours: AMT's messages carry it as recipient */
 	uint32_t peer; /* AMT's: ours carry it as recipient */
 	uint16_t port;
-	int sock; /* our end of the socketpair (used with MSG_DONTWAIT) */
+	int sock; /* the accepted local connection (used with MSG_DONTWAIT) */
 	enum channel_state state;
 	uint32_t window;      /* what we offered */
 	uint32_t peer_window; /* bytes we may still send */
@@ -564,17 +567,23 @@ struct apf_session {
 	bool version_seen;
 	bool pfwd_accepted;
 
-	pthread_mutex_t lock; /* forwarded[], err, refusal: written by the pump too */
+	/* forwarded[], err, refusal, handshakes, bridge counters: written by the bridge thread */
+	pthread_mutex_t lock;
 	uint16_t forwarded[FORWARD_MAX];
 	unsigned forwarded_count;
 	uint32_t refusal;
 	char err[ERR_MAX];
+	struct apf_bridge_status status;
 
-	int wake_fd; /* eventfd: apf_close stops a running pump */
-	pthread_t pump;
-	bool pump_started; /* a pump thread exists and is not joined yet */
-	atomic_bool pump_done;
-	int pump_result;
+	/* the bridge; while its thread runs, it alone touches dev, the buffers, ch and dead */
+	int wake_fd;   /* eventfd: apf_bridge_stop */
+	int listen_fd; /* -1 when no bridge */
+	uint16_t bridge_port;
+	char bridge_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t bridge;
+	bool bridge_running; /* a bridge thread exists and is not joined yet */
+	bool stopping;       /* the thread saw the stop while a channel was up */
+	bool aborted;        /* ... and the channel was cut short by it */
 	struct channel ch;
 };
 
@@ -611,6 +620,13 @@ static void set_err(struct apf_session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->err, sizeof(s->err), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void clear_err(struct apf_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->err[0] = '\0';
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -879,7 +895,7 @@ static int handshake(struct apf_session *s)
 	s->version_seen = false;
 	s->pfwd_accepted = false;
 	s->dead = false;
-	s->err[0] = '\0';
+	clear_err(s);
 	forward_clear(s);
 	if (r == 0)
 		r = send_version(s);
@@ -903,7 +919,9 @@ static int handshake(struct apf_session *s)
 		explain_handshake_failure(s, r);
 		return r;
 	}
+	pthread_mutex_lock(&s->lock);
 	s->handshakes++;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -941,7 +959,7 @@ int apf_open_err(const char *device, const struct mei_opts *o, struct apf_sessio
 	if (!s)
 		return MEI_E_NOMEM;
 	pthread_mutex_init(&s->lock, NULL);
-	atomic_init(&s->pump_done, false);
+	s->listen_fd = -1;
 	if (o->recv_ms > 0) {
 		s->recv_ms = o->recv_ms;
 	} else {
@@ -1008,7 +1026,15 @@ uint16_t apf_wsman_port(const struct apf_session *s)
 
 unsigned apf_handshake_count(const struct apf_session *s)
 {
-	return s ? s->handshakes : 0;
+	struct apf_session *m = (struct apf_session *)s;
+	unsigned n;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	n = s->handshakes;
+	pthread_mutex_unlock(&m->lock);
+	return n;
 }
 
 struct mei_dev *apf_device(struct apf_session *s)
@@ -1029,7 +1055,15 @@ const char *apf_last_error(const struct apf_session *s)
 
 uint32_t apf_last_refusal(const struct apf_session *s)
 {
-	return s ? s->refusal : 0;
+	struct apf_session *m = (struct apf_session *)s;
+	uint32_t reason;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	reason = s->refusal;
+	pthread_mutex_unlock(&m->lock);
+	return reason;
 }
 
 /* ---- the pump: one channel's bytes, both ways ---- */
@@ -1280,21 +1314,39 @@ static int on_timeout(struct apf_session *s)
 	}
 }
 
-/* apf_close while the channel is up. */
-static int stopped(struct apf_session *s)
+/*
+ * apf_bridge_stop while the channel is up: it ends as if the local side had closed (CHANNEL_CLOSE,
+ * then AMT's, bounded by recv_ms), and the local side gets nothing more. A channel that was
+ * already closing just finishes.
+ */
+static int stop_channel(struct apf_session *s)
 {
 	struct channel *ch = &s->ch;
+	uint8_t b;
 
-	if (!s->dead && ch->state == CHANNEL_OPEN)
-		(void)send_built(s, apf_encode_channel_close(s->sbuf, s->buf_cap, ch->peer));
-	set_err(s, "the APF session was closed while the channel to port %u was open", ch->port);
-	return MEI_E_IO;
+	s->stopping = true;
+	if (ch->state == CHANNEL_CLOSE_SENT)
+		return PUMP_CONTINUE;
+	/* A client that has closed, with nothing left unread, is done: a clean close. */
+	if (ch->state == CHANNEL_OPEN && recv(ch->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		ch->pending_off = ch->pending_len = 0;
+		return local_closed(s);
+	}
+	s->aborted = true;
+	set_err(s, "the bridge was stopped while the channel to port %u was open", ch->port);
+	if (ch->state == CHANNEL_AMT_CLOSED || s->dead)
+		return MEI_E_IO;
+	ch->pending_off = ch->pending_len = 0;
+	return local_closed(s);
 }
 
-static short socket_events(const struct channel *ch)
+static short socket_events(const struct apf_session *s)
 {
+	const struct channel *ch = &s->ch;
 	short ev = 0;
 
+	if (s->stopping)
+		return 0;
 	if (ch->state == CHANNEL_OPEN && ch->peer_window > 0)
 		ev |= POLLIN;
 	if (ch->pending_len > 0)
@@ -1307,9 +1359,9 @@ static int pump_run(struct apf_session *s)
 	struct channel *ch = &s->ch;
 
 	for (;;) {
-		short ev = socket_events(ch);
+		short ev = socket_events(s);
 		struct pollfd p[3] = {
-		    {.fd = s->wake_fd, .events = POLLIN},
+		    {.fd = s->stopping ? -1 : s->wake_fd, .events = POLLIN},
 		    {.fd = s->dead ? -1 : mei_fd(s->dev), .events = POLLIN},
 		    {.fd = ev ? ch->sock : -1, .events = ev},
 		};
@@ -1329,8 +1381,12 @@ static int pump_run(struct apf_session *s)
 			set_err(s, "poll: %s", strerror(errno));
 			return MEI_E_IO;
 		}
-		if (p[0].revents)
-			return stopped(s);
+		if (p[0].revents) {
+			r = stop_channel(s);
+			if (r != PUMP_CONTINUE)
+				return r;
+			continue;
+		}
 		if (p[1].revents)
 			r = from_amt(s);
 		if (r == PUMP_CONTINUE && (p[2].revents & (POLLOUT | POLLERR | POLLHUP)) &&
@@ -1342,31 +1398,6 @@ static int pump_run(struct apf_session *s)
 		if (r != PUMP_CONTINUE)
 			return r;
 	}
-}
-
-/*
- * Unread bytes in our end when it closes would turn the local side's end of file into
- * ECONNRESET (AF_UNIX does that), so what it sent after AMT closed is read and dropped first.
- */
-static void discard_unread(int sock)
-{
-	uint8_t sink[512];
-
-	while (recv(sock, sink, sizeof(sink), MSG_DONTWAIT) > 0)
-		;
-}
-
-static void *pump_main(void *arg)
-{
-	struct apf_session *s = arg;
-	int r = pump_run(s);
-
-	discard_unread(s->ch.sock);
-	close(s->ch.sock);
-	s->ch.sock = -1;
-	s->pump_result = r;
-	atomic_store(&s->pump_done, true);
-	return NULL;
 }
 
 /* ---- opening a channel ---- */
@@ -1444,17 +1475,34 @@ static int open_channel(struct apf_session *s, uint16_t port)
 	return await_open_answer(s, id, port);
 }
 
-static int start_pump(struct apf_session *s, int *fd)
+/*
+ * A channel to PORT, the firmware's ended session started over first when needed: once when it
+ * was found dead before, and once more when it turns out dead on the way (a reset, DISCONNECT,
+ * or silence in answer to the open).
+ */
+static int open_channel_restarting(struct apf_session *s, uint16_t port)
+{
+	int r = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		r = 0;
+		if (s->dead)
+			r = restart(s);
+		if (r == 0)
+			r = open_channel(s, port);
+		if (r == 0 || !s->dead)
+			break;
+	}
+	return r;
+}
+
+/* Bytes both ways between CONN and the channel just opened, until either side closes it. */
+static int run_channel(struct apf_session *s, int conn)
 {
 	struct channel *ch = &s->ch;
-	int sv[2];
 	int r;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		set_err(s, "socketpair: %s", strerror(errno));
-		return MEI_E_IO;
-	}
-	ch->sock = sv[1];
+	ch->sock = conn;
 	ch->state = CHANNEL_OPEN;
 	ch->window = s->window;
 	ch->rx_left = s->window;
@@ -1463,80 +1511,283 @@ static int start_pump(struct apf_session *s, int *fd)
 	/* a channel confirmed with no window is already a wait on AMT */
 	ch->deadline = ch->peer_window == 0 ? now_ms() + s->recv_ms : 0;
 	ch->pending = malloc(ch->window);
-	r = ch->pending ? 0 : MEI_E_NOMEM;
-	atomic_store(&s->pump_done, false);
-	if (r == 0 && pthread_create(&s->pump, NULL, pump_main, s) != 0)
-		r = MEI_E_NOMEM;
-	if (r < 0) {
+	if (!ch->pending) {
 		/* AMT holds a slot for the channel: give it back */
 		(void)send_built(s, apf_encode_channel_close(s->sbuf, s->buf_cap, ch->peer));
-		free(ch->pending);
-		ch->pending = NULL;
-		close(sv[0]);
-		close(sv[1]);
+		s->dead = true; /* its CHANNEL_CLOSE is not waited for: start over next time */
+		set_err(s, "out of memory for the channel to port %u", ch->port);
 		ch->sock = -1;
-		return r;
+		return MEI_E_NOMEM;
 	}
-	s->pump_started = true;
-	*fd = sv[0];
-	return 0;
-}
-
-int apf_channel_bridge(struct apf_session *s, uint16_t port, int *fd)
-{
-	int r = 0;
-
-	if (!fd)
-		return MEI_E_IO;
-	*fd = -1;
-	if (!s || !s->dev)
-		return MEI_E_IO;
-	if (s->pump_started) {
-		if (!atomic_load(&s->pump_done)) {
-			set_err(s, "the previous APF channel (port %u) is still open", s->ch.port);
-			return MEI_E_BUSY;
-		}
-		(void)apf_channel_wait(s); /* its result was the previous caller's to take */
-	}
-	pthread_mutex_lock(&s->lock);
-	s->refusal = 0;
-	s->err[0] = '\0';
-	pthread_mutex_unlock(&s->lock);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (s->dead)
-			r = restart(s);
-		if (r == 0)
-			r = open_channel(s, port);
-		if (r == 0)
-			return start_pump(s, fd);
-		if (!s->dead)
-			return r;
-	}
+	r = pump_run(s);
+	if (r == 0 && s->aborted)
+		r = MEI_E_IO;
+	free(ch->pending);
+	ch->pending = NULL;
+	ch->sock = -1;
 	return r;
 }
 
-int apf_channel_wait(struct apf_session *s)
+/* ---- the bridge: a Unix listener, one connection and one channel at a time ---- */
+
+/*
+ * Unread bytes in our end when it closes would turn the local side's end of file into
+ * ECONNRESET (AF_UNIX does that), so what it sent that nobody will carry is read and dropped.
+ */
+static void discard_unread(int sock)
 {
-	if (!s || !s->pump_started)
-		return 0;
-	pthread_join(s->pump, NULL);
-	s->pump_started = false;
-	free(s->ch.pending);
-	s->ch.pending = NULL;
-	return s->pump_result;
+	uint8_t sink[512];
+
+	while (recv(sock, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+}
+
+static bool stop_requested(const struct apf_session *s)
+{
+	struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* How the connection went, recorded before it is closed: its client reads it after EOF. */
+static void record_result(struct apf_session *s, int r, bool confirmed)
+{
+	pthread_mutex_lock(&s->lock);
+	if (confirmed)
+		s->status.channels++;
+	if (r == MEI_E_REFUSED) {
+		s->status.refused++;
+		s->status.last_refusal = s->refusal;
+	} else if (r != 0) {
+		s->status.failed++;
+	}
+	s->status.last_result = r;
+	snprintf(s->status.last_error, sizeof(s->status.last_error), "%s", r != 0 ? s->err : "");
+	s->status.completed++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void serve_connection(struct apf_session *s, int conn)
+{
+	bool confirmed = false;
+	uint8_t b;
+	int r;
+
+	/* A client that gave up while queued costs AMT no channel. */
+	if (recv(conn, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		close(conn);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->status.accepted++;
+	s->status.last_result = 0;
+	s->status.last_refusal = 0;
+	s->status.last_error[0] = '\0';
+	s->refusal = 0;
+	s->err[0] = '\0';
+	pthread_mutex_unlock(&s->lock);
+	if (stop_requested(s)) {
+		set_err(s, "the bridge was stopped before the channel to port %u was opened",
+		        s->bridge_port);
+		r = MEI_E_IO;
+	} else {
+		r = open_channel_restarting(s, s->bridge_port);
+	}
+	if (r == 0) {
+		confirmed = true;
+		r = run_channel(s, conn);
+	}
+	record_result(s, r, confirmed);
+	discard_unread(conn);
+	close(conn);
+}
+
+/* accept() failed for want of resources: say so, and let a stop through while waiting. */
+static void accept_failed(struct apf_session *s, int e)
+{
+	struct pollfd p = {.fd = s->wake_fd, .events = POLLIN};
+
+	set_err(s, "the bridge cannot accept a connection: %s", strerror(e));
+	(void)poll(&p, 1, 100);
+}
+
+static void *bridge_main(void *arg)
+{
+	struct apf_session *s = arg;
+
+	for (;;) {
+		struct pollfd p[3] = {
+		    {.fd = s->wake_fd, .events = POLLIN},
+		    {.fd = s->listen_fd, .events = POLLIN},
+		    /* between channels, what AMT says (global requests, DISCONNECT) is answered */
+		    {.fd = s->dead ? -1 : mei_fd(s->dev), .events = POLLIN},
+		};
+		int n = poll(p, 3, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || p[0].revents)
+			break;
+		if (p[2].revents && drain_now(s) < 0)
+			s->dead = true; /* the next connection starts over */
+		if (p[1].revents) {
+			int conn = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (conn >= 0)
+				serve_connection(s, conn);
+			else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+				accept_failed(s, errno);
+		}
+	}
+	return NULL;
+}
+
+/* DIR must be a real directory of ours that nobody else can enter. */
+static int check_private_dir(struct apf_session *s, const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) != 0) {
+		set_err(s, "the bridge directory %.100s: %s", dir, strerror(errno));
+		return MEI_E_IO;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		set_err(s,
+		        "refusing the bridge directory %.100s: it must be a directory (not a link) "
+		        "owned by uid %u with no group or other access",
+		        dir, (unsigned)geteuid());
+		return MEI_E_ACCESS;
+	}
+	return 0;
+}
+
+static int bridge_socket(struct apf_session *s, const char *dir, struct sockaddr_un *sa)
+{
+	static atomic_uint seq;
+	struct stat st;
+	size_t n;
+	int fd;
+
+	n = (size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/apf-%ld-%u.sock", dir,
+	                     (long)getpid(), atomic_fetch_add(&seq, 1u));
+	if (n >= sizeof(sa->sun_path)) {
+		set_err(s, "the bridge socket's path under %.100s is too long for a Unix socket",
+		        dir);
+		return MEI_E_IO;
+	}
+	/* the directory is ours alone: a socket left there by an earlier run is ours too */
+	if (lstat(sa->sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(sa->sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		set_err(s, "cannot make the bridge socket %.150s: %s", sa->sun_path,
+		        strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return MEI_E_IO;
+	}
+	if (chmod(sa->sun_path, 0600) != 0 || listen(fd, 8) != 0) {
+		set_err(s, "cannot listen on the bridge socket %.150s: %s", sa->sun_path,
+		        strerror(errno));
+		close(fd);
+		(void)unlink(sa->sun_path);
+		return MEI_E_IO;
+	}
+	return fd;
+}
+
+int apf_bridge_listen(struct apf_session *s, uint16_t port, const char *dir, char *path_out,
+                      size_t cap)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if (path_out && cap > 0)
+		path_out[0] = '\0';
+	if (!s || !s->dev || !dir || !path_out || cap == 0 || port == 0)
+		return MEI_E_IO;
+	if (s->bridge_running) {
+		set_err(s, "the APF session already bridges port %u at %.150s", s->bridge_port,
+		        s->bridge_path);
+		return MEI_E_BUSY;
+	}
+	clear_err(s);
+	r = check_private_dir(s, dir);
+	if (r < 0)
+		return r;
+	fd = bridge_socket(s, dir, &sa);
+	if (fd < 0)
+		return fd;
+	if (strlen(sa.sun_path) >= cap) {
+		set_err(s, "no room for the bridge socket's path (%zu bytes)", strlen(sa.sun_path));
+		close(fd);
+		(void)unlink(sa.sun_path);
+		return MEI_E_IO;
+	}
+	s->listen_fd = fd;
+	s->bridge_port = port;
+	memcpy(s->bridge_path, sa.sun_path, sizeof(s->bridge_path));
+	s->stopping = s->aborted = false;
+	pthread_mutex_lock(&s->lock);
+	memset(&s->status, 0, sizeof(s->status));
+	s->status.listening = true;
+	pthread_mutex_unlock(&s->lock);
+	if (pthread_create(&s->bridge, NULL, bridge_main, s) != 0) {
+		set_err(s, "cannot start the bridge thread");
+		pthread_mutex_lock(&s->lock);
+		s->status.listening = false;
+		pthread_mutex_unlock(&s->lock);
+		close(fd);
+		s->listen_fd = -1;
+		(void)unlink(s->bridge_path);
+		return MEI_E_NOMEM;
+	}
+	s->bridge_running = true;
+	snprintf(path_out, cap, "%s", s->bridge_path);
+	return 0;
+}
+
+void apf_bridge_stop(struct apf_session *s)
+{
+	uint64_t v = 1;
+	ssize_t n;
+
+	if (!s || !s->bridge_running)
+		return;
+	/* no new client can find it; those already queued are reset when the listener goes */
+	(void)unlink(s->bridge_path);
+	n = write(s->wake_fd, &v, sizeof(v)); /* cannot fail on an eventfd */
+	pthread_join(s->bridge, NULL);
+	n = read(s->wake_fd, &v, sizeof(v)); /* ready for the next bridge */
+	(void)n;
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	s->bridge_running = false;
+	s->stopping = s->aborted = false;
+	pthread_mutex_lock(&s->lock);
+	s->status.listening = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void apf_bridge_status(const struct apf_session *s, struct apf_bridge_status *out)
+{
+	struct apf_session *m = (struct apf_session *)s; /* the lock is not part of the value */
+
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	pthread_mutex_lock(&m->lock);
+	*out = s->status;
+	pthread_mutex_unlock(&m->lock);
 }
 
 void apf_close(struct apf_session *s)
 {
 	if (!s)
 		return;
-	if (s->pump_started) {
-		uint64_t one = 1;
-		ssize_t n = write(s->wake_fd, &one, sizeof(one)); /* cannot fail on an eventfd */
-
-		(void)n;
-		(void)apf_channel_wait(s);
-	}
+	apf_bridge_stop(s);
 	if (s->dev && !s->dead && s->sbuf)
 		send_disconnect(s, APF_DISCONNECT_BY_APPLICATION);
 	mei_close(s->dev);

@@ -486,7 +486,8 @@ struct apf_session; /* one LME connection, its handshake done */
 int apf_open(const char *device, const struct mei_opts *o, struct apf_session **out);
 int apf_open_err(const char *device, const struct mei_opts *o, struct apf_session **out,
 		 char *err, size_t errlen);
-/* Stops a running bridge, says DISCONNECT (by application) to a live session, disconnects. */
+/* Stops a running bridge (apf_bridge_stop), says DISCONNECT (by application) to a live
+ * session, disconnects. */
 void apf_close(struct apf_session *s);
 
 /* What the handshake learnt: 16993 (and 664) forwarded instead of 16992 means TLS is enforced. */
@@ -502,32 +503,66 @@ void apf_set_window(struct apf_session *s, uint32_t window);
 
 /*
  * One line about the last failure (e.g. "AMT refused a channel to port 16992: resource
- * shortage (reason 4)"), or "". Read it when no bridge is running (after apf_channel_wait).
+ * shortage (reason 4)"), or "". While a bridge runs its thread writes it: read
+ * apf_bridge_status instead then.
  */
 const char *apf_last_error(const struct apf_session *s);
 /* The reason code of the last CHANNEL_OPEN_FAILURE (enum apf_open_failure_reason), or 0. */
 uint32_t apf_last_refusal(const struct apf_session *s);
 
 /*
- * Open a channel to PORT on AMT and bridge it to a connected local stream socket, returned in
- * *fd (the caller — e.g. libcurl through CURLOPT_OPENSOCKETFUNCTION — owns and closes it). A
- * thread pumps bytes both ways with APF flow control: it never sends beyond AMT's window nor
- * frames larger than max_msg_length (data frames carry at most max_msg_length - 9 bytes), and
- * credits AMT with WINDOW_ADJUST as the local side reads. When the local side closes, it sends
- * CHANNEL_CLOSE and waits (bounded by recv_ms) for AMT's; when AMT closes first, it answers,
- * hands the local side what was received and closes the socket. A DISCONNECT or reset ends
- * the channel with an error; the local side sees end of file, never a hang. Waits on AMT
- * (confirmation, window, close) are bounded by recv_ms; an idle channel is not timed out (the
- * local side owns request timeouts).
- * If the firmware ended the LME session (reset, DISCONNECT, or no answer to the open), the
- * connection is made again and the handshake redone transparently, once per call.
- * Channels are used one after another: MEI_E_BUSY while the previous bridge still runs.
- * Returns 0, MEI_E_REFUSED (CHANNEL_OPEN_FAILURE: apf_last_refusal tells why), or an error.
+ * The bridge: local stream connections carried over APF channels, for clients that want a
+ * socket path (libcurl's CURLOPT_UNIX_SOCKET_PATH).
+ *
+ * apf_bridge_listen creates a Unix SOCK_STREAM listener at DIR/apf-<pid>-<n>.sock (mode 0600)
+ * and writes its path into PATH_OUT (CAP bytes). DIR belongs to the caller, who creates it
+ * (mkdtemp) and removes it after apf_bridge_stop: it must be a directory, not a symbolic link,
+ * owned by the effective uid, with no group or other access (MEI_E_ACCESS otherwise), so that
+ * nobody else can reach the socket. One bridge per session (MEI_E_BUSY while one runs); the
+ * session's window (apf_set_window) is set before.
+ *
+ * A thread takes connections ONE AT A TIME. For each, it opens a fresh channel to PORT (redoing
+ * the handshake first, transparently, when the firmware has ended the LME session: after a reset,
+ * a DISCONNECT, or no answer to the open; at most twice per connection) and pumps bytes both
+ * ways with APF flow control: never beyond AMT's window nor in frames larger than
+ * max_msg_length (data frames carry at most max_msg_length - 9 bytes), crediting AMT with
+ * WINDOW_ADJUST as the local side reads. When the local side closes, it sends CHANNEL_CLOSE and
+ * waits (bounded by recv_ms) for AMT's; when AMT closes first, it answers, hands the local side
+ * what was received and closes the connection. A DISCONNECT or reset ends the channel with an
+ * error and the local side sees end of file, never a hang. Waits on AMT are bounded by recv_ms;
+ * an idle channel is not timed out (the local side owns request timeouts). Then the next
+ * connection is accepted; meanwhile, later ones wait in the listener's queue. Between channels
+ * the thread answers what AMT says (global requests) and notes a session that ended.
+ *
+ * A refused channel (CHANNEL_OPEN_FAILURE) closes the accepted connection at once; like every
+ * other outcome, it is recorded (apf_bridge_status) BEFORE the connection is closed, so a
+ * client that sees end of file or a reset can read why.
+ *
+ * Returns 0, MEI_E_ACCESS, MEI_E_BUSY, or another error (apf_last_error says why).
  */
-int apf_channel_bridge(struct apf_session *s, uint16_t port, int *fd);
+int apf_bridge_listen(struct apf_session *s, uint16_t port, const char *dir, char *path_out,
+		      size_t cap);
 
 /*
- * Wait until the bridge of the last channel has finished (the socket closed, CHANNEL_CLOSE
- * done) and return how it ended: 0 for a clean close from either side. 0 when none ran.
+ * Unlink the socket (no new client finds it), stop accepting (clients still queued are reset),
+ * end the current channel (one that is closing finishes; an open one is closed as if its client
+ * had closed, its client gets end of file), within recv_ms plus the bound of an open or
+ * handshake under way, join the thread and close the listener. DIR is left to the caller.
+ * Nothing when no bridge runs. apf_close calls it.
  */
-int apf_channel_wait(struct apf_session *s);
+void apf_bridge_stop(struct apf_session *s);
+
+/* What the current (or last) bridge did, copied under its lock: safe while it runs. */
+struct apf_bridge_status {
+	bool listening;
+	unsigned accepted;     /* connections taken from the listener (queued ones that went
+				  away before their turn are dropped and not counted) */
+	unsigned completed;    /* of those, finished: their outcome is recorded below */
+	unsigned channels;     /* channels AMT confirmed */
+	unsigned refused;      /* CHANNEL_OPEN_FAILUREs */
+	unsigned failed;       /* connections that ended with any other error */
+	int last_result;       /* the last completed connection: 0, MEI_E_REFUSED, or an error */
+	uint32_t last_refusal; /* its enum apf_open_failure_reason when refused, else 0 */
+	char last_error[256];  /* its one-line reason when last_result != 0, else "" */
+};
+void apf_bridge_status(const struct apf_session *s, struct apf_bridge_status *out);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -865,23 +866,117 @@ static size_t echo_through(int fd, const uint8_t *out, uint8_t *in, size_t len, 
 	return got;
 }
 
-/* One channel to PORT: MSG goes out and must come back whole; then a clean close. */
-static void echo_once(struct apf_session *s, uint16_t port, const char *msg)
+/* ---- the bridge, from its client's side ---- */
+
+struct bridge {
+	struct apf_session *s;
+	char dir[64];
+	char path[108];
+};
+
+static void bridge_start(struct bridge *b, struct apf_session *s, uint16_t port)
 {
+	int r;
+
+	b->s = s;
+	snprintf(b->dir, sizeof(b->dir), "/tmp/test-apf-bridge.XXXXXX");
+	assert_non_null(mkdtemp(b->dir));
+	r = apf_bridge_listen(s, port, b->dir, b->path, sizeof(b->path));
+	if (r != 0)
+		fail_msg("apf_bridge_listen: %s: %s", mei_strerror(r), apf_last_error(s));
+	assert_int_equal(strncmp(b->path, b->dir, strlen(b->dir)), 0);
+}
+
+static void bridge_end(struct bridge *b)
+{
+	struct stat st;
+
+	apf_bridge_stop(b->s);
+	assert_int_equal(lstat(b->path, &st), -1); /* the socket is gone */
+	assert_int_equal(rmdir(b->dir), 0);        /* and nothing else was left behind */
+}
+
+static int bridge_connect(const struct bridge *b)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memcpy(sa.sun_path, b->path, strlen(b->path) + 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		fail_msg("connect %s: %s", b->path, strerror(errno));
+	return fd;
+}
+
+static struct apf_bridge_status bridge_status(struct apf_session *s)
+{
+	struct apf_bridge_status st;
+
+	apf_bridge_status(s, &st);
+	return st;
+}
+
+/* Wait (5 s at most) until the bridge has finished N connections. */
+static struct apf_bridge_status wait_completed(struct apf_session *s, unsigned n)
+{
+	int64_t deadline = now_ms() + 5000;
+	struct apf_bridge_status st = bridge_status(s);
+
+	while (st.completed < n && now_ms() < deadline) {
+		struct timespec ts = {0, 2 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+		st = bridge_status(s);
+	}
+	if (st.completed < n)
+		fail_msg("the bridge finished %u of %u connections", st.completed, n);
+	return st;
+}
+
+/* One connection: MSG goes out and must come back whole; then a clean close of its channel. */
+static void echo_once(struct bridge *b, const char *msg)
+{
+	unsigned before = bridge_status(b->s).completed;
+	struct apf_bridge_status st;
 	size_t len = strlen(msg);
 	uint8_t back[256];
-	int fd = -1;
-	int r = apf_channel_bridge(s, port, &fd);
+	int fd = bridge_connect(b);
 
-	if (r != 0)
-		fail_msg("apf_channel_bridge: %s: %s", mei_strerror(r), apf_last_error(s));
-	assert_true(fd >= 0);
 	assert_int_equal(echo_through(fd, (const uint8_t *)msg, back, len, 5000), len);
 	assert_memory_equal(back, msg, len);
 	close(fd);
-	r = apf_channel_wait(s);
-	if (r != 0)
-		fail_msg("apf_channel_wait: %s: %s", mei_strerror(r), apf_last_error(s));
+	st = wait_completed(b->s, before + 1);
+	if (st.last_result != 0)
+		fail_msg("the channel ended with %s: %s", mei_strerror(st.last_result),
+		         st.last_error);
+}
+
+/* Read until end of file (or a reset), within TIMEOUT_MS. Returns the bytes read. */
+static size_t read_to_end(int fd, char *buf, size_t cap, int timeout_ms, bool *eof)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t got = 0;
+
+	*eof = false;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return got;
+		n = recv(fd, buf + got, cap - got, MSG_DONTWAIT);
+		if (n > 0) {
+			got += (size_t)n;
+			if (got == cap)
+				return got;
+			continue;
+		}
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		*eof = true; /* end of file, or a reset */
+		return got;
+	}
 }
 
 /* ---- end to end ---- */
@@ -891,6 +986,7 @@ static void test_handshake_is_driven_by_messages(void **state)
 	struct fake_amt *a = fake_amt_start(NULL);
 	struct fake_amt_totals t;
 	struct apf_session *s;
+	struct bridge b;
 	int64_t t0 = now_ms(), took;
 
 	(void)state;
@@ -904,7 +1000,11 @@ static void test_handshake_is_driven_by_messages(void **state)
 	assert_string_equal(apf_last_error(s), "");
 	assert_non_null(apf_device(s));
 	/* the redirection port's forward is answered when it comes, here by the next reads */
-	echo_once(s, APF_PORT_HTTP, "GET /");
+	bridge_start(&b, s, APF_PORT_HTTP);
+	assert_true(bridge_status(s).listening);
+	echo_once(&b, "GET /");
+	bridge_end(&b);
+	assert_false(bridge_status(s).listening);
 	apf_close(s);
 	t = fake_amt_stop_totals(a);
 	assert_int_equal(t.sessions, 1);
@@ -917,13 +1017,42 @@ static void test_firmware_version_first_is_fine(void **state)
 	struct apf_fw_config cfg = {.version_first = true};
 	struct fake_amt *a = fake_amt_start(&cfg);
 	struct apf_session *s;
+	struct bridge b;
 
 	(void)state;
 	s = open_session(a);
 	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTP);
-	echo_once(s, APF_PORT_HTTP, "GET /wsman");
+	bridge_start(&b, s, APF_PORT_HTTP);
+	echo_once(&b, "GET /wsman");
+	bridge_end(&b);
 	apf_close(s);
 	fake_amt_stop(a);
+}
+
+/* A refused channel: the client's connection is closed at once, the refusal recorded first. */
+static void expect_refusal(struct bridge *b, uint32_t reason)
+{
+	unsigned before = bridge_status(b->s).completed;
+	struct apf_bridge_status st;
+	char buf[64];
+	int64_t t0 = now_ms();
+	bool eof;
+	int fd = bridge_connect(b);
+	ssize_t n = send(fd, "GET /", 5, MSG_NOSIGNAL);
+
+	(void)n; /* the bridge may have closed already */
+	assert_int_equal(read_to_end(fd, buf, sizeof(buf), 2000, &eof), 0);
+	assert_true(eof);
+	if (now_ms() - t0 > 1000)
+		fail_msg("the refusal took %lld ms to reach the client",
+		         (long long)(now_ms() - t0));
+	/* recorded before the close: no waiting needed */
+	st = bridge_status(b->s);
+	assert_int_equal(st.completed, before + 1);
+	assert_int_equal(st.last_result, MEI_E_REFUSED);
+	assert_int_equal(st.last_refusal, reason);
+	assert_non_null(strstr(st.last_error, apf_open_failure_name(reason)));
+	close(fd);
 }
 
 static void test_tls_enforcing_firmware(void **state)
@@ -932,17 +1061,20 @@ static void test_tls_enforcing_firmware(void **state)
 	struct fake_amt *a = fake_amt_start(&cfg);
 	struct fake_amt_totals t;
 	struct apf_session *s;
-	int fd = -1;
+	struct bridge b;
 
 	(void)state;
 	s = open_session(a);
 	assert_true(apf_tls_enforced(s));
 	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTPS);
-	echo_once(s, APF_PORT_HTTPS, "\x16\x03\x01 client hello");
+	bridge_start(&b, s, APF_PORT_HTTPS);
+	echo_once(&b, "\x16\x03\x01 client hello");
+	bridge_end(&b);
 	/* 16992 is not forwarded on such firmware: a clear refusal */
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), MEI_E_REFUSED);
-	assert_int_equal(fd, -1);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	expect_refusal(&b, APF_OPEN_FAILURE_PROHIBITED);
 	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_PROHIBITED);
+	bridge_end(&b);
 	apf_close(s);
 	t = fake_amt_stop_totals(a);
 	assert_int_equal(t.st.ports_forwarded, 2);
@@ -951,17 +1083,25 @@ static void test_tls_enforcing_firmware(void **state)
 static void test_channels_in_sequence_share_one_session(void **state)
 {
 	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_bridge_status st;
 	struct fake_amt_totals t;
 	struct apf_session *s;
+	struct bridge b;
 	char msg[64];
 
 	(void)state;
 	s = open_session(a);
+	bridge_start(&b, s, APF_PORT_HTTP);
 	for (int i = 0; i < 12; i++) { /* more than the 8 slots: each is freed by its close */
 		snprintf(msg, sizeof(msg), "request %d", i);
-		echo_once(s, APF_PORT_HTTP, msg);
+		echo_once(&b, msg);
 	}
+	st = bridge_status(s);
+	assert_int_equal(st.accepted, 12);
+	assert_int_equal(st.channels, 12);
+	assert_int_equal(st.refused + st.failed, 0);
 	assert_int_equal(apf_handshake_count(s), 1);
+	bridge_end(&b);
 	apf_close(s);
 	t = fake_amt_stop_totals(a);
 	assert_int_equal(t.sessions, 1);
@@ -976,13 +1116,17 @@ static void test_session_ending_after_each_close_is_redone(void **state)
 	struct fake_amt *a = fake_amt_start(&cfg);
 	struct fake_amt_totals t;
 	struct apf_session *s;
+	struct bridge b;
 
 	(void)state;
 	s = open_session(a);
-	echo_once(s, APF_PORT_HTTP, "first");
-	echo_once(s, APF_PORT_HTTP, "second");
-	echo_once(s, APF_PORT_HTTP, "third");
+	bridge_start(&b, s, APF_PORT_HTTP);
+	echo_once(&b, "first");
+	echo_once(&b, "second");
+	echo_once(&b, "third");
 	assert_int_equal(apf_handshake_count(s), 3);
+	assert_int_equal(bridge_status(s).failed, 0);
+	bridge_end(&b);
 	apf_close(s);
 	t = fake_amt_stop_totals(a);
 	assert_int_equal(t.st.channels_opened, 3);
@@ -992,25 +1136,33 @@ static void test_session_ending_after_each_close_is_redone(void **state)
 static void test_firmware_closes_first(void **state)
 {
 	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_bridge_status st;
 	struct apf_session *s;
+	struct bridge b;
 	char buf[128];
-	size_t got = 0;
-	ssize_t n;
-	int fd = -1;
+	bool eof;
+	size_t got;
+	int fd;
 
 	(void)state;
 	s = open_session(a);
 	/* by the end of one exchange the redirection port's forward has been answered too */
-	echo_once(s, APF_PORT_HTTP, "before");
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_REDIR, &fd), 0);
-	while ((n = read(fd, buf + got, sizeof(buf) - got)) > 0)
-		got += (size_t)n;
-	assert_int_equal(n, 0); /* end of file, not a reset */
+	bridge_start(&b, s, APF_PORT_HTTP);
+	echo_once(&b, "before");
+	bridge_end(&b);
+	bridge_start(&b, s, APF_PORT_REDIR);
+	fd = bridge_connect(&b);
+	got = read_to_end(fd, buf, sizeof(buf), 5000, &eof);
+	assert_true(eof);
 	assert_int_equal(got, strlen(GREETING));
 	assert_memory_equal(buf, GREETING, got);
 	close(fd);
-	assert_int_equal(apf_channel_wait(s), 0);
-	echo_once(s, APF_PORT_HTTP, "after");
+	st = wait_completed(s, 1);
+	assert_int_equal(st.last_result, 0);
+	bridge_end(&b);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	echo_once(&b, "after");
+	bridge_end(&b);
 	assert_int_equal(apf_handshake_count(s), 1);
 	apf_close(s);
 	fake_amt_stop(a);
@@ -1024,7 +1176,8 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 	uint8_t *out = malloc(len), *in = malloc(len);
 	struct fake_amt_totals t;
 	struct apf_session *s;
-	int fd = -1;
+	struct bridge b;
+	int fd;
 
 	(void)state;
 	assert_non_null(out);
@@ -1033,11 +1186,13 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 		out[i] = (uint8_t)(i * 7 + (i >> 11));
 	s = open_session(a);
 	apf_set_window(s, 500);
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	fd = bridge_connect(&b);
 	assert_int_equal(echo_through(fd, out, in, len, 60000), len);
 	assert_memory_equal(in, out, len);
 	close(fd);
-	assert_int_equal(apf_channel_wait(s), 0);
+	assert_int_equal(wait_completed(s, 1).last_result, 0);
+	bridge_end(&b);
 	apf_close(s);
 	t = fake_amt_stop_totals(a);
 	assert_int_equal(t.st.host_data_bytes, len);
@@ -1056,18 +1211,25 @@ static void test_refused_channel_is_a_clear_error(void **state)
 {
 	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
 	struct fake_amt *a = fake_amt_start(&cfg);
+	struct apf_bridge_status st;
 	struct apf_session *s;
-	int fd = -1;
+	struct bridge b;
 
 	(void)state;
 	s = open_session(a);
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), MEI_E_REFUSED);
-	assert_int_equal(fd, -1);
-	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
-	assert_non_null(strstr(apf_last_error(s), "resource shortage"));
-	assert_non_null(strstr(apf_last_error(s), "16992"));
+	bridge_start(&b, s, APF_PORT_HTTP);
+	expect_refusal(&b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	st = bridge_status(s);
+	assert_non_null(strstr(st.last_error, "16992"));
+	/* the bridge goes on: the next connection is refused just as clearly */
+	expect_refusal(&b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	st = bridge_status(s);
+	assert_int_equal(st.accepted, 2);
+	assert_int_equal(st.refused, 2);
+	assert_int_equal(st.channels + st.failed, 0);
 	assert_int_equal(apf_handshake_count(s), 1); /* a refusal is not a dead session */
-	assert_int_equal(apf_channel_wait(s), 0);
+	bridge_end(&b);
+	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
 	apf_close(s);
 	fake_amt_stop(a);
 }
@@ -1078,25 +1240,33 @@ static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 	struct fake_amt *a = fake_amt_start(cfg);
 	const size_t len = 256u << 10;
 	uint8_t *out = calloc(1, len), *in = malloc(len);
+	struct apf_bridge_status st;
 	struct apf_session *s;
+	struct bridge b;
 	int64_t t0;
-	int fd = -1;
+	int fd;
 
 	assert_non_null(out);
 	assert_non_null(in);
 	s = open_session(a);
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	fd = bridge_connect(&b);
 	t0 = now_ms();
 	assert_true(echo_through(fd, out, in, len, 5000) < len);
 	if (now_ms() - t0 > 1000)
 		fail_msg("noticing the cut took %lld ms", (long long)(now_ms() - t0));
+	/* recorded before the client's end of file */
+	st = bridge_status(s);
+	assert_int_equal(st.completed, 1);
+	assert_int_equal(st.last_result, MEI_E_RESET);
+	assert_int_equal(st.failed, 1);
+	if (!strstr(st.last_error, why))
+		fail_msg("unclear error: %s", st.last_error);
 	close(fd);
-	assert_int_equal(apf_channel_wait(s), MEI_E_RESET);
-	if (!strstr(apf_last_error(s), why))
-		fail_msg("unclear error: %s", apf_last_error(s));
-	/* the next channel starts over on a fresh session */
-	echo_once(s, APF_PORT_HTTP, "again");
+	/* the next connection's channel starts over on a fresh session */
+	echo_once(&b, "again");
 	assert_int_equal(apf_handshake_count(s), 2);
+	bridge_end(&b);
 	apf_close(s);
 	fake_amt_stop(a);
 	free(out);
@@ -1136,24 +1306,174 @@ static void test_other_major_version_is_refused(void **state)
 	fake_amt_stop(a);
 }
 
+/* Nothing arrives on FD within MS. */
+static void assert_quiet(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	assert_int_equal(poll(&p, 1, ms), 0);
+}
+
 static void test_one_channel_at_a_time(void **state)
 {
 	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_bridge_status st;
+	struct fake_amt_totals t;
 	struct apf_session *s;
-	int fd = -1, fd2 = -1;
+	struct bridge b;
+	uint8_t back[16];
+	char buf[8];
+	bool eof;
+	int first, second, gone;
 
 	(void)state;
 	s = open_session(a);
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd2), MEI_E_BUSY);
-	assert_int_equal(fd2, -1);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	first = bridge_connect(&b);
+	assert_int_equal(echo_through(first, (const uint8_t *)"one", back, 3, 5000), 3);
+	/* later clients wait their turn in the listener's queue */
+	second = bridge_connect(&b);
+	assert_int_equal(send(second, "two", 3, MSG_NOSIGNAL), 3);
+	gone = bridge_connect(&b); /* and one that gives up before its turn costs no channel */
+	assert_quiet(second, 200);
+	close(gone);
+	st = bridge_status(s);
+	assert_int_equal(st.accepted, 1);
+	assert_int_equal(st.completed, 0);
+	close(first);
+	/* its turn comes once the first is done */
+	assert_int_equal(read_to_end(second, buf, 3, 5000, &eof), 3);
+	assert_memory_equal(buf, "two", 3);
+	assert_false(eof);
+	close(second);
+	echo_once(&b, "next");
+	st = wait_completed(s, 3);
+	assert_int_equal(st.accepted, 3);
+	assert_int_equal(st.channels, 3);
+	assert_int_equal(st.failed + st.refused, 0);
+	bridge_end(&b);
+	apf_close(s);
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.st.channels_opened, 3);
+	assert_int_equal(t.st.channels_closed, 3);
+}
+
+/*
+ * apf_bridge_stop with a client in the middle of a channel: bounded, the client gets end of
+ * file, the channel is closed on both sides, the socket is gone, and the session serves again.
+ */
+static void test_stop_while_a_client_is_connected(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_bridge_status st;
+	struct fake_amt_totals t;
+	struct apf_session *s;
+	struct bridge b;
+	uint8_t back[16];
+	char buf[16];
+	int64_t t0;
+	bool eof;
+	int fd, queued;
+
+	(void)state;
+	s = open_session(a);
+	bridge_start(&b, s, APF_PORT_HTTP);
+	fd = bridge_connect(&b);
+	assert_int_equal(echo_through(fd, (const uint8_t *)"busy", back, 4, 5000), 4);
+	queued = bridge_connect(&b);
+	t0 = now_ms();
+	bridge_end(&b);
+	if (now_ms() - t0 > 1000)
+		fail_msg("stopping took %lld ms", (long long)(now_ms() - t0));
+	assert_int_equal(read_to_end(fd, buf, sizeof(buf), 1000, &eof), 0);
+	assert_true(eof);
+	assert_int_equal(read_to_end(queued, buf, sizeof(buf), 1000, &eof), 0);
+	assert_true(eof); /* reset with the listener */
 	close(fd);
-	assert_int_equal(apf_channel_wait(s), 0);
-	echo_once(s, APF_PORT_HTTP, "next");
-	/* closing the session with a channel open does not hang */
-	assert_int_equal(apf_channel_bridge(s, APF_PORT_HTTP, &fd), 0);
+	close(queued);
+	st = bridge_status(s);
+	assert_false(st.listening);
+	assert_int_equal(st.accepted, 1);
+	assert_int_equal(st.last_result, MEI_E_IO);
+	assert_non_null(strstr(st.last_error, "stopped"));
+	/* the firmware got its CHANNEL_CLOSE: the session is clean and serves again */
+	bridge_start(&b, s, APF_PORT_HTTP);
+	echo_once(&b, "again");
+	bridge_end(&b);
+	assert_int_equal(apf_handshake_count(s), 1);
+	/* and apf_close with a client connected does not hang either */
+	bridge_start(&b, s, APF_PORT_HTTP);
+	fd = bridge_connect(&b);
+	assert_int_equal(echo_through(fd, (const uint8_t *)"x", back, 1, 5000), 1);
 	apf_close(s);
 	close(fd);
+	assert_int_equal(rmdir(b.dir), 0); /* the socket went with the session */
+	t = fake_amt_stop_totals(a);
+	assert_int_equal(t.sessions, 1);
+	assert_int_equal(t.st.channels_opened, 3);
+	assert_true(t.st.channels_closed >= 2);
+	assert_int_equal(t.st.protocol_errors, 0);
+}
+
+static void test_bridge_directory_must_be_private(void **state)
+{
+	struct fake_amt *a = fake_amt_start(NULL);
+	struct apf_session *s;
+	struct bridge b;
+	char dir[64], link[80], file[80], path[108], longdir[200];
+
+	(void)state;
+	s = open_session(a);
+	snprintf(dir, sizeof(dir), "/tmp/test-apf-dir.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0750), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, dir, path, sizeof(path)),
+	                 MEI_E_ACCESS);
+	assert_string_equal(path, "");
+	assert_non_null(strstr(apf_last_error(s), "refusing"));
+	assert_int_equal(chmod(dir, 0701), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, dir, path, sizeof(path)),
+	                 MEI_E_ACCESS);
+	assert_int_equal(chmod(dir, 0700), 0);
+	if (geteuid() == 0) { /* somebody else's directory */
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, dir, path, sizeof(path)),
+		                 MEI_E_ACCESS);
+		assert_int_equal(chown(dir, 0, 0), 0);
+	}
+	/* a link to a private directory is not one */
+	snprintf(link, sizeof(link), "%s.link", dir);
+	assert_int_equal(symlink(dir, link), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, link, path, sizeof(path)),
+	                 MEI_E_ACCESS);
+	assert_int_equal(unlink(link), 0);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	assert_int_equal(close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, file, path, sizeof(path)),
+	                 MEI_E_ACCESS);
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(
+	    apf_bridge_listen(s, APF_PORT_HTTP, "/nonexistent/amt", path, sizeof(path)), MEI_E_IO);
+	/* a path too long for sun_path, and a caller's buffer too small */
+	memset(longdir, 'd', sizeof(longdir));
+	snprintf(longdir, sizeof(longdir), "%s/%0100d", dir, 0);
+	assert_int_equal(mkdir(longdir, 0700), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, longdir, path, sizeof(path)),
+	                 MEI_E_IO);
+	assert_non_null(strstr(apf_last_error(s), "too long"));
+	assert_int_equal(rmdir(longdir), 0);
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, dir, path, 10), MEI_E_IO);
+	assert_false(bridge_status(s).listening);
+	assert_int_equal(rmdir(dir), 0); /* nothing was left in it */
+	/* the private one works; a second bridge on the same session does not */
+	bridge_start(&b, s, APF_PORT_HTTP);
+	snprintf(dir, sizeof(dir), "/tmp/test-apf-dir.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(apf_bridge_listen(s, APF_PORT_HTTP, dir, path, sizeof(path)), MEI_E_BUSY);
+	assert_int_equal(rmdir(dir), 0);
+	echo_once(&b, "private");
+	bridge_end(&b);
+	apf_close(s);
 	fake_amt_stop(a);
 }
 
@@ -1198,6 +1518,8 @@ int main(void)
 	    cmocka_unit_test(test_reset_mid_transfer_is_an_error),
 	    cmocka_unit_test(test_other_major_version_is_refused),
 	    cmocka_unit_test(test_one_channel_at_a_time),
+	    cmocka_unit_test(test_stop_while_a_client_is_connected),
+	    cmocka_unit_test(test_bridge_directory_must_be_private),
 	    cmocka_unit_test(test_no_answer_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,22 +44,6 @@ bool prov_power_policy_covers_s5(const char *policy)
 	return strstr(policy, "S5") || strstr(policy, "S4-5") || strstr(policy, "S3-5");
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* ---- reading AMT's modes ---- */
 
 static int read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
@@ -83,16 +67,16 @@ static int read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
 static int wait_modes(struct prov_session *s, bool (*done)(uint32_t mode, uint32_t state),
 		      int bound_ms, uint32_t *mode, uint32_t *state, struct prov_error *err)
 {
-	long deadline = now_ms() + bound_ms, delay = POLL_FIRST_MS;
+	long deadline = prov_now_ms() + bound_ms, delay = POLL_FIRST_MS;
 	int r;
 
 	for (;;) {
 		r = read_modes(s, mode, state, err);
 		if (r == 0 && done(*mode, *state))
 			return 0;
-		if (now_ms() + delay > deadline)
+		if (prov_now_ms() + delay > deadline)
 			return r != 0 ? r : PROV_E_ACTIVATION;
-		sleep_ms(delay);
+		prov_sleep_ms(delay);
 		delay = delay * 2 > POLL_MAX_MS ? POLL_MAX_MS : delay * 2;
 	}
 }
@@ -505,16 +489,16 @@ static int enable_amt(struct prov_session *s, const struct prov_activate_opts *o
 				 mei_strerror(r));
 	session_amthi_drop(s);
 	session_forget_state_independence(s);
-	deadline = now_ms() + o->settle_ms;
+	deadline = prov_now_ms() + o->settle_ms;
 	for (long delay = POLL_FIRST_MS;; delay = delay * 2 > POLL_MAX_MS ? POLL_MAX_MS : delay * 2) {
 		r = prov_discover(s, st, err);
 		if (r == 0 && has_address(st))
 			return 0;
 		if (r != 0 && r != PROV_E_AMT_DISABLED && r != PROV_E_NO_AMT)
 			return r;
-		if (now_ms() + delay > deadline)
+		if (prov_now_ms() + delay > deadline)
 			break;
-		sleep_ms(delay);
+		prov_sleep_ms(delay);
 		if (r != 0)
 			session_forget_state_independence(s);
 	}

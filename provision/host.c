@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "host.h"
 
+#include "handoff.h"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 #include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -48,4 +54,85 @@ int host_iface_by_mac(const uint8_t mac[6], char *ifname, size_t ifname_cap, cha
 	}
 	freeifaddrs(list);
 	return 0;
+}
+
+const char *host_maas_architecture(const char *machine)
+{
+	static const struct {
+		const char *uname;
+		const char *maas;
+	} map[] = {
+		{"x86_64", "amd64/generic"}, {"aarch64", "arm64/generic"},
+		{"i686", "i386/generic"},    {"i386", "i386/generic"},
+		{"ppc64le", "ppc64el/generic"}, {"s390x", "s390x/generic"},
+		{"riscv64", "riscv64/generic"},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(machine, map[i].uname) == 0)
+			return map[i].maas;
+	return NULL;
+}
+
+static void add_mac(struct host_facts *h, const char *mac, bool first)
+{
+	for (unsigned i = 0; i < h->mac_count; i++)
+		if (strcmp(h->macs[i], mac) == 0)
+			return;
+	if (h->mac_count == HOST_MAX_MACS)
+		return;
+	if (first) {
+		memmove(h->macs[1], h->macs[0], sizeof(h->macs[0]) * h->mac_count);
+		snprintf(h->macs[0], sizeof(h->macs[0]), "%s", mac);
+	} else {
+		snprintf(h->macs[h->mac_count], sizeof(h->macs[0]), "%s", mac);
+	}
+	h->mac_count++;
+}
+
+static void read_cmdline(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+void host_facts_read(const char *cmdline_path, struct host_facts *h)
+{
+	struct ifaddrs *list, *a;
+	struct utsname u;
+	char cmdline[4096], boot[18];
+	const char *arch;
+
+	memset(h, 0, sizeof(*h));
+	if (gethostname(h->hostname, sizeof(h->hostname) - 1) < 0)
+		h->hostname[0] = '\0';
+	arch = uname(&u) == 0 ? host_maas_architecture(u.machine) : NULL;
+	snprintf(h->architecture, sizeof(h->architecture), "%s", arch ? arch : "unknown");
+	if (getifaddrs(&list) == 0) {
+		for (a = list; a; a = a->ifa_next) {
+			const struct sockaddr_ll *ll = (const void *)a->ifa_addr;
+			static const uint8_t zero[6];
+			char mac[18];
+
+			if (!a->ifa_addr || a->ifa_addr->sa_family != AF_PACKET ||
+			    ll->sll_halen != 6 || (a->ifa_flags & IFF_LOOPBACK) ||
+			    memcmp(ll->sll_addr, zero, 6) == 0)
+				continue;
+			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", ll->sll_addr[0],
+				 ll->sll_addr[1], ll->sll_addr[2], ll->sll_addr[3], ll->sll_addr[4],
+				 ll->sll_addr[5]);
+			add_mac(h, mac, false);
+		}
+		freeifaddrs(list);
+	}
+	read_cmdline(cmdline_path, cmdline, sizeof(cmdline));
+	if (cmdline_bootif(cmdline, boot))
+		add_mac(h, boot, true);
 }

@@ -30,6 +30,7 @@ enum prov_err {
 	PROV_E_REFUSED = -10,      /* asked for something we will not do (e.g. unprovision ACM) */
 	PROV_E_SERVER_REFUSED = -11, /* the provisioning server refused the hand-off (final 4xx) */
 	PROV_E_DEADLINE = -12,     /* the hand-off did not succeed before its deadline */
+	PROV_E_NO_ADDRESS = -13,   /* AMT has no IPv4 address to hand off */
 };
 
 struct prov_error {
@@ -168,3 +169,56 @@ void prov_credentials_wipe(struct prov_credentials *c);
 
 /* True when the power policy keeps the ME reachable with the host off (S5). */
 bool prov_power_policy_covers_s5(const char *policy);
+
+/* ---- Enlistment: discover, activate when needed, hand off ---- */
+
+struct prov_handoff_opts {
+	const char *server_url;      /* --server: JSON POST */
+	const char *cacert;          /* CA bundle for the server's certificate */
+	bool insecure;               /* no TLS verification of the server (only when asked) */
+	const char *bmc_config_path; /* --bmc-config: MAAS's YAML hand-off file */
+	bool maas;                   /* --maas: MAAS metadata signal */
+	const char *maas_config;     /* cloud-init's MAAS datasource file */
+	const char *cmdline_path;    /* /proc/cmdline (BOOTIF=, cloud-config-url=) */
+	int deadline_ms;             /* for the whole hand-off */
+	int address_wait_ms;         /* how long to wait for AMT's IPv4 */
+	bool report_unknown;         /* post "credentials": "unknown" to --server */
+};
+
+void prov_handoff_opts_default(struct prov_handoff_opts *o);
+
+enum prov_target { PROV_TARGET_SERVER, PROV_TARGET_MAAS, PROV_TARGET_BMC_CONFIG, PROV_TARGETS };
+
+struct prov_target_result {
+	bool requested;
+	int code;       /* 0 or a prov_err */
+	char msg[256];  /* what happened, one line, no secret */
+};
+
+struct prov_enlist_result {
+	struct prov_credentials cred;
+	char power_address[64];
+	const char *address_source; /* "amt" or "host" */
+	char port[6];
+	struct prov_target_result target[PROV_TARGETS];
+};
+
+/*
+ * The whole job: discover; activate when AMT is unprovisioned, with the write-ahead rule (the
+ * generated password goes to --server as a "pending" document and to MAAS as a WORKING signal
+ * before Setup, and a target that refuses stops the activation); wait for AMT's address; hand
+ * the final document to every requested target. Returns 0 only when every requested hand-off
+ * succeeded, otherwise the first failure's code (each target's outcome is in RES).
+ */
+int prov_enlist(struct prov_session *s, const struct prov_activate_opts *ao,
+		const struct prov_handoff_opts *ho, struct amt_state *st,
+		struct prov_enlist_result *res, struct prov_error *err);
+
+void prov_enlist_result_wipe(struct prov_enlist_result *r);
+
+/* The JSON document of DESIGN.md's contract (schema "amt-enlist/1"). Caller owns it. */
+struct power_params;
+struct host_facts;
+struct json_object *prov_document(const struct amt_state *st, const struct host_facts *h,
+				  const struct power_params *p, const char *address_source,
+				  const char *state, bool credentials_unknown);

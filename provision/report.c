@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handoff.h"
+#include "host.h"
 #include "provision.h"
 
 const char *prov_control_mode_name(uint32_t mode)
@@ -193,5 +195,46 @@ struct json_object *prov_state_to_json(const struct amt_state *st)
 	}
 	json_object_object_add(o, "certificate_hashes", hashes_json(st));
 	json_object_object_add(o, "me", me_json(st));
+	return o;
+}
+
+static struct json_object *host_json(const struct host_facts *h)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *macs = json_object_new_array();
+
+	add_string(o, "hostname", h->hostname);
+	add_string(o, "architecture", h->architecture);
+	for (unsigned i = 0; i < h->mac_count; i++)
+		json_object_array_add(macs, json_object_new_string(h->macs[i]));
+	json_object_object_add(o, "mac_addresses", macs);
+	return o;
+}
+
+struct json_object *prov_document(const struct amt_state *st, const struct host_facts *h,
+				  const struct power_params *p, const char *address_source,
+				  const char *state, bool credentials_unknown)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *pp = json_object_new_object();
+	char uuid[37];
+
+	amthi_uuid_format(st->uuid, uuid);
+	add_string(o, "schema", "amt-enlist/1");
+	add_string(o, "uuid", uuid);
+	if (state)
+		add_string(o, "state", state);
+	add_string(o, "power_type", "amt");
+	add_string(pp, "power_address", p->power_address);
+	add_string(pp, "power_user", p->power_user);
+	if (credentials_unknown)
+		add_string(o, "credentials", "unknown");
+	else
+		add_string(pp, "power_pass", p->power_pass);
+	add_string(pp, "port", p->port);
+	json_object_object_add(o, "power_parameters", pp);
+	add_string(o, "address_source", address_source);
+	json_object_object_add(o, "host", host_json(h));
+	json_object_object_add(o, "amt", prov_state_to_json(st));
 	return o;
 }

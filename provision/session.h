@@ -26,6 +26,10 @@ void session_amthi_drop(struct prov_session *s);
 /* Ask the watchdog client again next time (after AMT was enabled). */
 void session_forget_state_independence(struct prov_session *s);
 
+/* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
+long prov_now_ms(void);
+void prov_sleep_ms(long ms);
+
 void mei_opts_from(const struct prov_opts *o, struct mei_opts *m);
 int prov_fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -2,7 +2,9 @@
 /*
  * WS-Man: envelopes, reply parsing (the fixtures in $WSMAN_FIXTURES and hostile documents), the
  * LMS listener check against fake and real /proc, and HTTP with Digest end to end against an
- * in-process libmicrohttpd server on 127.0.0.1. No test prints a password.
+ * in-process libmicrohttpd server: on 127.0.0.1 (the LMS route), and behind port 16992 of the
+ * emulator's APF firmware side (the APF route, through mei's real bridge). No test prints a
+ * password.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -18,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +36,8 @@
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
+#include "amtsim.h"
+#include "apf_fw.h"
 #include "password.h"
 #include "wsman.h"
 
@@ -1320,60 +1326,221 @@ static void test_client_rejects_bad_targets(void **state)
 	wsman_client_free(NULL);
 }
 
-#ifdef WSMAN_TEST_FAKE_APF
 /*
- * The APF route with a stand-in for mei's bridge (this build only): every channel is a
- * socketpair whose far end the test server takes with MHD_add_connection, as the emulator
- * does. It checks libcurl's side: the socket it is handed is used as connected, each
- * connection is one channel, channels never overlap, and every one is waited for.
+ * ---- the APF route end to end ----
+ *
+ * The real thing on the host side (mei's APF session and bridge, libcurl on the bridge's Unix
+ * socket) against the emulator's firmware side (tests/amtsim/apf_fw.c) behind a small Unix
+ * SOCK_SEQPACKET server speaking the emulator's "unix:" device convention (amtsim.h). Behind
+ * port 16992 is the Digest server above: each channel's service end is handed to it with
+ * MHD_add_connection, as the emulator does.
  */
-static struct {
-	struct server *server;
-	int open, total, waits;
-	bool overlap, refuse;
-} fake_apf;
 
-int apf_channel_bridge(struct apf_session *s, uint16_t port, int *fd)
+struct fake_amt {
+	char path[108];
+	char device[128];
+	int listen_fd;
+	int stop_fd;
+	pthread_t thread;
+	struct apf_fw_config cfg;
+	struct server *http; /* NULL: a service that takes the bytes and never answers */
+	int silent[16];      /* the far ends of those */
+	unsigned silent_count;
+	int conn; /* the connection being served */
+	pthread_mutex_t lock;
+	unsigned sessions, opened, refused, closed, protocol_errors;
+};
+
+static int amt_to_host(void *ctx, const uint8_t *msg, size_t len)
 {
+	struct fake_amt *a = ctx;
+	ssize_t n = send(a->conn, msg, len, MSG_NOSIGNAL);
+
+	if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return 0; /* a host that has gone loses the message, as on a reset */
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static int amt_open_service(void *ctx, uint16_t port)
+{
+	struct fake_amt *a = ctx;
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int sv[2];
 
-	(void)s;
-	*fd = -1;
-	if (fake_apf.refuse || port != fake_apf.server->port)
-		return MEI_E_PROTOCOL;
-	if (fake_apf.open > 0)
-		fake_apf.overlap = true;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-		return MEI_E_IO;
-	if (MHD_add_connection(fake_apf.server->daemon, sv[1], (struct sockaddr *)&peer,
-			       sizeof(peer)) != MHD_YES) {
-		close(sv[0]);
-		return MEI_E_IO;
+	if (port != APF_PORT_HTTP || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	if (!a->http) {
+		pthread_mutex_lock(&a->lock);
+		if (a->silent_count < sizeof(a->silent) / sizeof(a->silent[0]))
+			a->silent[a->silent_count++] = sv[1];
+		else
+			close(sv[1]);
+		pthread_mutex_unlock(&a->lock);
+		return sv[0];
 	}
-	fake_apf.open++;
-	fake_apf.total++;
-	*fd = sv[0];
-	return 0;
+	if (MHD_add_connection(a->http->daemon, sv[1], (struct sockaddr *)&peer, sizeof(peer)) !=
+	    MHD_YES) {
+		close(sv[0]);
+		return -1;
+	}
+	return sv[0];
 }
 
-int apf_channel_wait(struct apf_session *s)
+static void put_le32(uint8_t *p, uint32_t v)
 {
-	(void)s;
-	fake_apf.waits++;
-	if (fake_apf.open > 0)
-		fake_apf.open--;
-	return 0;
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
 }
 
-static struct wsman_client *apf_client(struct server *s, const char *pass)
+/* One connection: the unix device's connect exchange, then one SEQPACKET message per MEI one. */
+static void amt_serve(struct fake_amt *a, int conn)
 {
-	static int session; /* never looked into: the fake ignores it */
+	const uint32_t max_msg_length = APF_FW_DEFAULT_MAX_MSG_LENGTH;
+	struct apf_fw_ops ops = {.ctx = a, .send_to_host = amt_to_host,
+				 .open_service = amt_open_service};
+	uint8_t guid[17], reply[AMTSIM_UNIX_CONNECT_REPLY_LEN] = {0};
+	ssize_t n = recv(conn, guid, sizeof(guid), 0);
+	bool lme = n == 16 && memcmp(guid, MEI_GUID_LME, 16) == 0;
+	struct apf_fw_stats st;
+	struct apf_fw *fw;
+	uint8_t *buf;
+
+	put_le32(reply, lme ? 0 : ENOTTY);
+	put_le32(reply + 4, max_msg_length);
+	reply[8] = 4;
+	if (send(conn, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply) || !lme)
+		return;
+	a->conn = conn;
+	fw = apf_fw_new(&a->cfg, &ops);
+	buf = malloc(max_msg_length + 1);
+	if (!fw || !buf || apf_fw_start(fw) != 0)
+		goto out;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
+				      {.fd = conn, .events = POLLIN}};
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (!p[1].revents && p[0].revents)
+			break;
+		if (!p[1].revents)
+			continue;
+		n = recv(conn, buf, max_msg_length + 1, 0);
+		if (n < 0 && errno == ECONNRESET)
+			continue; /* the host closed with our messages unread; what it sent follows */
+		if (n <= 0 || apf_fw_input(fw, buf, (size_t)n) != 0)
+			break;
+	}
+	apf_fw_get_stats(fw, &st);
+	pthread_mutex_lock(&a->lock);
+	a->sessions++;
+	a->opened += st.channels_opened;
+	a->refused += st.channels_refused;
+	a->closed += st.channels_closed;
+	a->protocol_errors += st.protocol_errors;
+	pthread_mutex_unlock(&a->lock);
+out:
+	apf_fw_free(fw);
+	free(buf);
+}
+
+static void *amt_main(void *arg)
+{
+	struct fake_amt *a = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
+				      {.fd = a->listen_fd, .events = POLLIN}};
+		int conn;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		if (!p[1].revents)
+			continue;
+		conn = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0)
+			continue;
+		amt_serve(a, conn);
+		close(conn); /* a firmware reset, as the host sees it */
+	}
+	return NULL;
+}
+
+static void amt_start(struct fake_amt *a, const struct apf_fw_config *cfg, struct server *http)
+{
+	static unsigned counter;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	memset(a, 0, sizeof(*a));
+	if (cfg)
+		a->cfg = *cfg;
+	a->http = http;
+	snprintf(a->path, sizeof(a->path), "/tmp/test-wsman-amt-%d-%u.sock", (int)getpid(),
+		 counter++);
+	snprintf(a->device, sizeof(a->device), "unix:%s", a->path);
+	unlink(a->path);
+	memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
+	pthread_mutex_init(&a->lock, NULL);
+	a->stop_fd = eventfd(0, EFD_CLOEXEC);
+	a->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_true(a->stop_fd >= 0 && a->listen_fd >= 0);
+	assert_int_equal(bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(a->listen_fd, 8), 0);
+	assert_int_equal(pthread_create(&a->thread, NULL, amt_main, a), 0);
+}
+
+static void amt_stop(struct fake_amt *a)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(a->stop_fd, &one, sizeof(one)), sizeof(one));
+	pthread_join(a->thread, NULL);
+	close(a->listen_fd);
+	close(a->stop_fd);
+	unlink(a->path);
+	for (unsigned i = 0; i < a->silent_count; i++)
+		close(a->silent[i]);
+	pthread_mutex_destroy(&a->lock);
+	assert_int_equal(a->protocol_errors, 0);
+}
+
+static struct apf_session *amt_session(struct fake_amt *a)
+{
+	struct apf_session *session = NULL;
+	struct mei_opts o;
+	char why[256];
+	int r;
+
+	mei_opts_default(&o);
+	o.ready_ms = 1000;
+	o.recv_ms = 2000;
+	o.busy_retries = 0;
+	r = apf_open_err(a->device, &o, &session, why, sizeof(why));
+	if (r != 0)
+		fail_msg("apf_open: %s: %s", mei_strerror(r), why);
+	return session;
+}
+
+/* A private base for the clients' socket directories; empty again once they are freed. */
+static void socket_base(char *dir, size_t cap)
+{
+	snprintf(dir, cap, "/tmp/test-wsman-sock.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+static struct wsman_client *apf_client(struct apf_session *session, const char *base,
+				       const char *pass)
+{
 	struct wsman_target t = {
 		.route = WSMAN_VIA_APF,
-		.apf = (struct apf_session *)&session,
-		.port = s->port,
+		.apf = session,
+		.port = apf_wsman_port(session),
 		.timeout_ms = 5000,
+		.socket_dir = base,
 	};
 	struct wsman_error err = {0};
 	struct wsman_client *c = NULL;
@@ -1383,12 +1550,184 @@ static struct wsman_client *apf_client(struct server *s, const char *pass)
 	return c;
 }
 
+static unsigned entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	unsigned n = 0;
+
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static struct apf_bridge_status bridge_of(struct apf_session *session)
+{
+	struct apf_bridge_status st;
+
+	apf_bridge_status(session, &st);
+	return st;
+}
+
 static void test_apf_route(void **state)
 {
-	char pass[PASSWORD_MAX + 1], realm[128];
+	char pass[PASSWORD_MAX + 1], realm[128], base[64];
+	struct apf_bridge_status st;
+	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
+	struct fake_amt amt;
+	struct server s;
+	size_t len, fault_len;
+	char *body = fixture("amt_general_get.xml", &len);
+	char *fault = fixture("fault_destination_unreachable.xml", &fault_len);
+
+	(void)state;
+	make_password(pass, sizeof(pass));
+	server_start(&s, pass);
+	server_answer(&s, 200, body, len);
+	amt_start(&amt, NULL, &s);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	c = apf_client(session, base, pass);
+	assert_int_equal(entries(base), 1); /* its private directory */
+	assert_true(bridge_of(session).listening);
+	for (int i = 0; i < 3; i++) {
+		if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
+			fail_msg("get %d: %d %s", i, err.code, err.msg);
+		assert_int_equal(wsman_body_text(reply, "DigestRealm", realm, sizeof(realm)), 0);
+		assert_string_equal(realm, TEST_REALM);
+		xmlFreeDoc(reply);
+	}
+	/* a SOAP fault comes through a channel like any reply */
+	server_answer(&s, 400, fault, fault_len);
+	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_FAULT);
+	assert_non_null(strstr(err.msg, "DestinationUnreachable"));
+	assert_null(reply);
+	pthread_mutex_lock(&s.lock);
+	assert_string_equal(s.method, "POST");
+	assert_string_equal(s.url, "/wsman");
+	assert_int_equal(s.authenticated, 4);
+	assert_false(s.secret_seen);
+	pthread_mutex_unlock(&s.lock);
+	wsman_client_free(c);
+	/* The Digest challenge costs one channel, once; then one channel per request. */
+	st = bridge_of(session);
+	assert_false(st.listening);
+	assert_int_equal(st.accepted, 5);
+	assert_int_equal(st.channels, 5);
+	assert_int_equal(st.refused + st.failed, 0);
+	assert_int_equal(apf_handshake_count(session), 1);
+	assert_int_equal(entries(base), 0); /* nothing left behind */
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(amt.sessions, 1);
+	assert_int_equal(amt.opened, 5);
+	assert_int_equal(amt.closed, 5);
+	assert_int_equal(rmdir(base), 0);
+	server_stop(&s);
+	free(body);
+	free(fault);
+}
+
+static void test_apf_route_wrong_password(void **state)
+{
+	char pass[PASSWORD_MAX + 1], wrong[PASSWORD_MAX + 1], base[64];
+	struct apf_session *session;
+	struct wsman_error err = {0};
+	struct wsman_client *c;
+	xmlDocPtr reply = NULL;
+	struct fake_amt amt;
+	struct server s;
+	size_t len;
+	char *body = fixture("amt_general_get.xml", &len);
+
+	(void)state;
+	make_password(pass, sizeof(pass));
+	make_password(wrong, sizeof(wrong));
+	server_start(&s, pass);
+	server_answer(&s, 200, body, len);
+	amt_start(&amt, NULL, &s);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	c = apf_client(session, base, wrong);
+	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
+	assert_int_equal(err.http_status, 401);
+	assert_null(reply);
+	assert_no_secret(&err, wrong);
+	wsman_client_free(c);
+	/* the session serves the next client, with the right password, on a bridge of its own */
+	c = apf_client(session, base, pass);
+	if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
+		fail_msg("get: %d %s", err.code, err.msg);
+	xmlFreeDoc(reply);
+	wsman_client_free(c);
+	assert_int_equal(entries(base), 0);
+	pthread_mutex_lock(&s.lock);
+	assert_int_equal(s.authenticated, 1);
+	assert_false(s.secret_seen);
+	pthread_mutex_unlock(&s.lock);
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(amt.opened, amt.closed);
+	assert_int_equal(rmdir(base), 0);
+	server_stop(&s);
+	free(body);
+}
+
+static void test_apf_route_refused_channel(void **state)
+{
+	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
+	char pass[PASSWORD_MAX + 1], base[64];
+	struct apf_session *session;
+	struct wsman_error err = {0};
+	struct wsman_client *c;
+	xmlDocPtr reply = NULL;
+	struct timespec start;
+	struct fake_amt amt;
+	struct server s;
+
+	(void)state;
+	make_password(pass, sizeof(pass));
+	server_start(&s, pass);
+	amt_start(&amt, &cfg, &s);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	c = apf_client(session, base, pass);
+	for (int i = 0; i < 2; i++) { /* and again: the bridge goes on */
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err),
+				 WSMAN_E_CONNECT);
+		if (!strstr(err.msg, "AMT refused the channel: resource shortage"))
+			fail_msg("unclear error: %s", err.msg);
+		assert_true(elapsed_ms(&start) < 2000); /* at once, not at the request timeout */
+		assert_null(reply);
+	}
+	wsman_client_free(c);
+	assert_int_equal(bridge_of(session).refused, 2);
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(amt.refused, 2);
+	assert_int_equal(rmdir(base), 0);
+	pthread_mutex_lock(&s.lock);
+	assert_int_equal(s.connections, 0);
+	pthread_mutex_unlock(&s.lock);
+	server_stop(&s);
+}
+
+/* Firmware that ends the LME session after every channel (rpc-go): each one starts over. */
+static void test_apf_route_session_ends_after_each_channel(void **state)
+{
+	struct apf_fw_config cfg = {.close_session_after_channel_close = true};
+	char pass[PASSWORD_MAX + 1], base[64];
+	struct apf_session *session;
+	struct wsman_error err = {0};
+	struct wsman_client *c;
+	xmlDocPtr reply = NULL;
+	struct fake_amt amt;
 	struct server s;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
@@ -1397,70 +1736,98 @@ static void test_apf_route(void **state)
 	make_password(pass, sizeof(pass));
 	server_start(&s, pass);
 	server_answer(&s, 200, body, len);
-	memset(&fake_apf, 0, sizeof(fake_apf));
-	fake_apf.server = &s;
-	c = apf_client(&s, pass);
+	amt_start(&amt, &cfg, &s);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	c = apf_client(session, base, pass);
 	for (int i = 0; i < 3; i++) {
 		if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 			fail_msg("get %d: %d %s", i, err.code, err.msg);
-		assert_int_equal(wsman_body_text(reply, "DigestRealm", realm, sizeof(realm)), 0);
-		assert_string_equal(realm, TEST_REALM);
 		xmlFreeDoc(reply);
-		/* Every channel is closed and waited for before the request returns. */
-		assert_int_equal(fake_apf.open, 0);
-		assert_int_equal(fake_apf.waits, fake_apf.total);
 	}
-	/* The Digest challenge costs one channel, once; then one channel per request. */
-	assert_int_equal(fake_apf.total, 4);
-	assert_false(fake_apf.overlap);
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.authenticated, 3);
-	assert_false(s.secret_seen);
-	pthread_mutex_unlock(&s.lock);
 	wsman_client_free(c);
-	assert_int_equal(fake_apf.waits, fake_apf.total);
+	assert_int_equal(bridge_of(session).channels, 4);
+	assert_int_equal(apf_handshake_count(session), 4);
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(amt.opened, 4);
+	assert_int_equal(rmdir(base), 0);
 	server_stop(&s);
 	free(body);
 }
 
-static void test_apf_route_failures(void **state)
+/*
+ * The firmware resets during a request (behind it, a service that never answers, so the reset
+ * is all that happens): a connect error that says what happened.
+ */
+static void test_apf_route_reset_mid_request(void **state)
 {
-	char pass[PASSWORD_MAX + 1], wrong[PASSWORD_MAX + 1];
+	struct apf_fw_config cfg = {.reset_after_data = 1};
+	char pass[PASSWORD_MAX + 1], base[64];
+	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct server s;
-	size_t len;
-	char *body = fixture("fault_destination_unreachable.xml", &len);
+	struct fake_amt amt;
 
 	(void)state;
 	make_password(pass, sizeof(pass));
-	make_password(wrong, sizeof(wrong));
-	server_start(&s, pass);
-	server_answer(&s, 400, body, len);
-	memset(&fake_apf, 0, sizeof(fake_apf));
-	fake_apf.server = &s;
-
-	c = apf_client(&s, pass);
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_FAULT);
-	assert_non_null(strstr(err.msg, "DestinationUnreachable"));
-	fake_apf.refuse = true;
+	amt_start(&amt, &cfg, NULL);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	c = apf_client(session, base, pass);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_CONNECT);
-	assert_non_null(strstr(err.msg, "APF channel"));
-	fake_apf.refuse = false;
+	if (!strstr(err.msg, "APF channel to AMT port 16992 failed") || !strstr(err.msg, "reset"))
+		fail_msg("unclear error: %s", err.msg);
+	assert_no_secret(&err, pass);
 	wsman_client_free(c);
-
-	c = apf_client(&s, wrong);
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
-	assert_no_secret(&err, wrong);
-	wsman_client_free(c);
-	assert_int_equal(fake_apf.open, 0);
-	assert_false(fake_apf.overlap);
-	server_stop(&s);
-	free(body);
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(rmdir(base), 0);
 }
 
-#endif
+static void test_apf_route_one_client_per_session(void **state)
+{
+	char pass[PASSWORD_MAX + 1], base[64], missing[80];
+	struct apf_session *session;
+	struct wsman_target t = {.route = WSMAN_VIA_APF, .port = APF_PORT_HTTP};
+	struct wsman_error err = {0};
+	struct wsman_client *c, *other = NULL;
+	struct fake_amt amt;
+	struct server s;
+
+	(void)state;
+	make_password(pass, sizeof(pass));
+	server_start(&s, pass);
+	amt_start(&amt, NULL, &s);
+	session = amt_session(&amt);
+	socket_base(base, sizeof(base));
+	t.apf = session;
+	/* a socket directory that cannot be made */
+	snprintf(missing, sizeof(missing), "%s/missing", base);
+	t.socket_dir = missing;
+	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), WSMAN_E_INTERNAL);
+	assert_null(other);
+	assert_non_null(strstr(err.msg, "private directory"));
+	/* the default place works (and is cleaned up) */
+	t.socket_dir = NULL;
+	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), 0);
+	wsman_client_free(other);
+	other = NULL;
+	c = apf_client(session, base, pass);
+	t.socket_dir = base;
+	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), WSMAN_E_INTERNAL);
+	assert_null(other);
+	assert_non_null(strstr(err.msg, "another WS-Man client"));
+	assert_int_equal(entries(base), 1); /* the refused one left nothing */
+	assert_true(bridge_of(session).listening); /* nor stopped the first one's bridge */
+	wsman_client_free(c);
+	assert_int_equal(entries(base), 0);
+	apf_close(session);
+	amt_stop(&amt);
+	assert_int_equal(rmdir(base), 0);
+	server_stop(&s);
+}
 
 int main(void)
 {
@@ -1493,10 +1860,12 @@ int main(void)
 		cmocka_unit_test(test_lms_nobody_listening),
 		cmocka_unit_test(test_lms_non_root_listener),
 		cmocka_unit_test(test_client_rejects_bad_targets),
-#ifdef WSMAN_TEST_FAKE_APF
 		cmocka_unit_test(test_apf_route),
-		cmocka_unit_test(test_apf_route_failures),
-#endif
+		cmocka_unit_test(test_apf_route_wrong_password),
+		cmocka_unit_test(test_apf_route_refused_channel),
+		cmocka_unit_test(test_apf_route_session_ends_after_each_channel),
+		cmocka_unit_test(test_apf_route_reset_mid_request),
+		cmocka_unit_test(test_apf_route_one_client_per_session),
 	};
 	int r;
 

@@ -625,21 +625,6 @@ struct reply_buf {
 	bool too_big;
 };
 
-/*
- * libcurl 7.88.0 and 7.88.1 (Debian 12's) call connect() even after the sockopt callback
- * answered CURL_SOCKOPT_ALREADY_CONNECTED (curl issue #10626, fixed in 8.0.0), and connect() on
- * the bridge's already connected AF_UNIX socket fails. For those versions the channel's socket
- * is given the address of a Unix listener whose accept queue is full: the kernel answers EAGAIN
- * before it looks at the caller's own state, libcurl takes EAGAIN for a connect in progress,
- * finds the socket writable without error, and carries on. No byte ever goes to the listener.
- */
-struct connect_shim {
-	int listener; /* abstract-namespace Unix listener, backlog 0 */
-	int filler;   /* the one connection that fills its queue */
-	struct sockaddr_un addr;
-	socklen_t len;
-};
-
 struct wsman_client {
 	enum wsman_route route;
 	struct apf_session *apf;
@@ -652,70 +637,17 @@ struct wsman_client {
 	CURL *curl;
 	struct curl_slist *headers;
 	unsigned next_message_id;
-	/* Why the socket callbacks could not open, or cleanly close, a connection. */
+	/* Why the LMS socket callback could not open a connection. */
 	int open_code;
 	char open_msg[200];
-	int close_code;
-	char close_msg[200];
 	char curl_msg[CURL_ERROR_SIZE];
 	struct reply_buf reply;
-	struct connect_shim shim; /* APF route on libcurl 7.88 only; listener -1 otherwise */
+	/* APF route: the session's bridge, listening in a directory of this client's own */
+	bool bridging;
+	char bridge_dir[PATH_MAX];
+	char bridge_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct apf_bridge_status before; /* the bridge's counters when the transfer began */
 };
-
-static bool curl_connects_anyway(void)
-{
-	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-
-	return v && v->version_num >= 0x075800 && v->version_num < 0x080000;
-}
-
-static void shim_close(struct connect_shim *shim)
-{
-	if (shim->filler >= 0)
-		close(shim->filler);
-	if (shim->listener >= 0)
-		close(shim->listener);
-	shim->filler = shim->listener = -1;
-}
-
-/* Set the shim up, and check that a connect() to it really answers EAGAIN. */
-static bool shim_open(struct connect_shim *shim)
-{
-	sa_family_t family = AF_UNIX;
-	int probe, e;
-
-	shim->listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	shim->filler = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	shim->len = sizeof(shim->addr);
-	/* Binding only the family autobinds a fresh abstract name ("\0" and 5 hex digits). */
-	if (shim->listener < 0 || shim->filler < 0 ||
-	    bind(shim->listener, (struct sockaddr *)&family, sizeof(family)) != 0 ||
-	    getsockname(shim->listener, (struct sockaddr *)&shim->addr, &shim->len) != 0 ||
-	    shim->len > sizeof(struct sockaddr) || listen(shim->listener, 0) != 0 ||
-	    connect(shim->filler, (struct sockaddr *)&shim->addr, shim->len) != 0) {
-		shim_close(shim);
-		return false;
-	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	e = probe >= 0 && connect(probe, (struct sockaddr *)&shim->addr, shim->len) != 0 ? errno
-										       : 0;
-	if (probe >= 0)
-		close(probe);
-	if (e != EAGAIN) {
-		shim_close(shim);
-		return false;
-	}
-	return true;
-}
-
-/* Point libcurl's connect() for this channel at the shim (see struct connect_shim). */
-static void shim_redirect(const struct connect_shim *shim, struct curl_sockaddr *addr)
-{
-	addr->family = AF_UNIX;
-	addr->protocol = 0;
-	addr->addrlen = shim->len;
-	memcpy(&addr->addr, &shim->addr, shim->len);
-}
 
 static void open_failure(struct wsman_client *c, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -799,68 +731,6 @@ static curl_socket_t open_lms_socket(void *clientp, curlsocktype purpose,
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-/* APF: every connection libcurl makes is one channel, bridged to a connected local socket. */
-static curl_socket_t open_apf_socket(void *clientp, curlsocktype purpose,
-				     struct curl_sockaddr *addr)
-{
-	struct wsman_client *c = clientp;
-	int fd = -1;
-	int r;
-
-	if (purpose != CURLSOCKTYPE_IPCXN) {
-		open_failure(c, WSMAN_E_INTERNAL, "APF route: unexpected socket kind");
-		return CURL_SOCKET_BAD;
-	}
-	r = apf_channel_bridge(c->apf, c->port, &fd);
-	if (r != 0 || fd < 0) {
-		open_failure(c, WSMAN_E_CONNECT,
-			       "cannot open an APF channel to AMT port %u: %s", c->port,
-			       mei_strerror(r));
-		return CURL_SOCKET_BAD;
-	}
-	if (c->shim.listener >= 0)
-		shim_redirect(&c->shim, addr);
-	return fd;
-}
-
-static int apf_socket_connected(void *clientp, curl_socket_t fd, curlsocktype purpose)
-{
-	(void)clientp;
-	(void)fd;
-	(void)purpose;
-	return CURL_SOCKOPT_ALREADY_CONNECTED;
-}
-
-static void close_failure(struct wsman_client *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void close_failure(struct wsman_client *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->close_code != 0)
-		return;
-	c->close_code = code;
-	va_start(ap, fmt);
-	vsnprintf(c->close_msg, sizeof(c->close_msg), fmt, ap);
-	va_end(ap);
-}
-
-/* The channel is over only when the bridge has seen CHANNEL_CLOSE through. */
-static int close_apf_socket(void *clientp, curl_socket_t fd)
-{
-	struct wsman_client *c = clientp;
-	int r;
-
-	close(fd);
-	r = apf_channel_wait(c->apf);
-	if (r != 0)
-		close_failure(c, WSMAN_E_CONNECT, "the APF channel to AMT port %u did not close "
-						   "cleanly: %s",
-			       c->port, mei_strerror(r));
-	return 0;
-}
-
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
 		if (curl_easy_setopt(c->curl, opt, val) != CURLE_OK)                               \
@@ -892,8 +762,9 @@ static bool configure(struct wsman_client *c)
 	char url[64];
 	long timeout = c->timeout_ms;
 
-	snprintf(url, sizeof(url), "%s://127.0.0.1:%u/wsman", c->tls ? "https" : "http",
-		 c->port);
+	/* Over APF the host part only names the Host header (rpc-go's is "localhost" too). */
+	snprintf(url, sizeof(url), "%s://%s:%u/wsman", c->tls ? "https" : "http",
+		 c->route == WSMAN_VIA_APF ? "localhost" : "127.0.0.1", c->port);
 	c->headers = curl_slist_append(NULL, WSMAN_CONTENT_TYPE);
 	if (!c->headers)
 		return false;
@@ -906,7 +777,6 @@ static bool configure(struct wsman_client *c)
 #else /* Ubuntu 22.04 has 7.81 */
 	SET(CURLOPT_PROTOCOLS, c->tls ? (long)CURLPROTO_HTTPS : (long)CURLPROTO_HTTP);
 #endif
-	SET(CURLOPT_IPRESOLVE, (long)CURL_IPRESOLVE_V4);
 	SET(CURLOPT_PROXY, ""); /* http_proxy in the environment must not see the digest */
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_VERBOSE, 0L);
@@ -928,22 +798,14 @@ static bool configure(struct wsman_client *c)
 	 * requests authenticate without another 401.
 	 */
 	SET(CURLOPT_FORBID_REUSE, 1L);
-	SET(CURLOPT_OPENSOCKETDATA, c);
-	/*
-	 * With the shim libcurl does not poll the socket while "connecting"; it looks again when
-	 * its happy-eyeballs timer fires (200 ms by default). There is one address, so a short
-	 * timer changes nothing else.
-	 */
-	if (c->shim.listener >= 0)
-		SET(CURLOPT_HAPPY_EYEBALLS_TIMEOUT_MS, 1L);
 	if (c->route == WSMAN_VIA_APF) {
-		SET(CURLOPT_OPENSOCKETFUNCTION, open_apf_socket);
-		SET(CURLOPT_SOCKOPTFUNCTION, apf_socket_connected);
-		SET(CURLOPT_SOCKOPTDATA, c);
-		SET(CURLOPT_CLOSESOCKETFUNCTION, close_apf_socket);
-		SET(CURLOPT_CLOSESOCKETDATA, c);
+		/* each connection to the bridge's socket is carried by a channel of its own */
+		SET(CURLOPT_UNIX_SOCKET_PATH, c->bridge_path);
 	} else {
+		/* (with a Unix socket path this would make libcurl skip the socket's address) */
+		SET(CURLOPT_IPRESOLVE, (long)CURL_IPRESOLVE_V4);
 		SET(CURLOPT_OPENSOCKETFUNCTION, open_lms_socket);
+		SET(CURLOPT_OPENSOCKETDATA, c);
 	}
 	return !c->tls || configure_tls(c);
 }
@@ -960,6 +822,59 @@ static void wipe_string(char *s)
 	if (s)
 		OPENSSL_cleanse(s, strlen(s));
 	free(s);
+}
+
+/* Where the client's private directory goes when the target does not say. */
+static const char *default_socket_dir(void)
+{
+	const char *tmp;
+
+	if (access("/run", W_OK | X_OK) == 0)
+		return "/run";
+	tmp = secure_getenv("TMPDIR");
+	return tmp && tmp[0] == '/' ? tmp : "/tmp";
+}
+
+/* A private directory (mkdtemp: 0700, ours) and the session's bridge listening in it. */
+static int bridge_open(struct wsman_client *c, const char *base, struct wsman_error *err)
+{
+	int r;
+
+	if (!base)
+		base = default_socket_dir();
+	if ((size_t)snprintf(c->bridge_dir, sizeof(c->bridge_dir), "%s/amt-enlist.XXXXXX",
+			     base) >= sizeof(c->bridge_dir)) {
+		c->bridge_dir[0] = '\0';
+		return fail(err, WSMAN_E_INTERNAL, "the socket directory's name is too long");
+	}
+	if (!mkdtemp(c->bridge_dir)) {
+		int e = errno;
+
+		c->bridge_dir[0] = '\0';
+		return fail(err, WSMAN_E_INTERNAL, "cannot make a private directory in %.100s: %s",
+			    base, strerror(e));
+	}
+	r = apf_bridge_listen(c->apf, c->port, c->bridge_dir, c->bridge_path,
+			      sizeof(c->bridge_path));
+	if (r == MEI_E_BUSY)
+		return fail(err, WSMAN_E_INTERNAL,
+			    "the APF session already carries another WS-Man client");
+	if (r != 0)
+		return fail(err, WSMAN_E_INTERNAL, "cannot set up the APF bridge: %.180s",
+			    apf_last_error(c->apf));
+	c->bridging = true;
+	return 0;
+}
+
+/* Stops the bridge (its channel closes, bounded), then removes the directory: nothing is left. */
+static void bridge_close(struct wsman_client *c)
+{
+	if (c->bridging)
+		apf_bridge_stop(c->apf);
+	c->bridging = false;
+	if (c->bridge_dir[0])
+		(void)rmdir(c->bridge_dir);
+	c->bridge_dir[0] = '\0';
 }
 
 int wsman_client_new(const struct wsman_target *t, const char *user, const char *pass,
@@ -990,7 +905,6 @@ int wsman_client_new(const struct wsman_target *t, const char *user, const char 
 	c->tls = t->tls;
 	c->timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : WSMAN_DEFAULT_TIMEOUT_MS;
 	c->next_message_id = 1;
-	c->shim.listener = c->shim.filler = -1;
 	c->user = strdup(user);
 	c->pass = strdup(pass);
 	c->ca_file = t->ca_file ? strdup(t->ca_file) : NULL;
@@ -998,10 +912,9 @@ int wsman_client_new(const struct wsman_target *t, const char *user, const char 
 		wsman_client_free(c);
 		return fail(err, WSMAN_E_INTERNAL, "out of memory");
 	}
-	if (c->route == WSMAN_VIA_APF && curl_connects_anyway() && !shim_open(&c->shim)) {
+	if (c->route == WSMAN_VIA_APF && bridge_open(c, t->socket_dir, err) != 0) {
 		wsman_client_free(c);
-		return fail(err, WSMAN_E_INTERNAL,
-			    "cannot set up the Unix listener that libcurl 7.88 needs for APF");
+		return err->code;
 	}
 	c->curl = curl_easy_init();
 	if (!c->curl || !configure(c)) {
@@ -1016,10 +929,10 @@ void wsman_client_free(struct wsman_client *c)
 {
 	if (!c)
 		return;
-	/* Cleanup closes any open connection, so an APF channel is waited for while C lives. */
+	/* Cleanup closes any open connection before the bridge that carries it is stopped. */
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
-	shim_close(&c->shim);
+	bridge_close(c);
 	curl_slist_free_all(c->headers);
 	wipe_string(c->pass);
 	free(c->user);
@@ -1056,10 +969,36 @@ static const char *curl_reason(const struct wsman_client *c, CURLcode cc)
 	return c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc);
 }
 
+/*
+ * The bridge took a connection of this transfer and the last one it took ended badly: that
+ * explains the transfer's failure better than libcurl can (it saw end of file or a reset).
+ */
+static int bridge_failure(struct wsman_client *c, struct wsman_error *err)
+{
+	struct apf_bridge_status st;
+
+	if (!c->bridging)
+		return 0;
+	apf_bridge_status(c->apf, &st);
+	if (st.accepted == c->before.accepted || st.completed != st.accepted ||
+	    st.last_result == 0)
+		return 0;
+	if (st.last_result == MEI_E_REFUSED)
+		return fail(err, WSMAN_E_CONNECT, "AMT refused the channel: %s (reason %u, port %u)",
+			    apf_open_failure_name(st.last_refusal), st.last_refusal, c->port);
+	return fail(err, WSMAN_E_CONNECT, "the APF channel to AMT port %u failed: %.180s",
+		    c->port, st.last_error[0] ? st.last_error : mei_strerror(st.last_result));
+}
+
 static int transfer_failure(struct wsman_client *c, CURLcode cc, struct wsman_error *err)
 {
+	int r;
+
 	if (c->open_code != 0)
 		return fail(err, c->open_code, "%s", c->open_msg);
+	r = bridge_failure(c, err);
+	if (r != 0)
+		return r;
 	if (c->reply.too_big || cc == CURLE_FILESIZE_EXCEEDED)
 		return fail(err, WSMAN_E_PARSE, "AMT's reply exceeds the %zu-byte limit",
 			    WSMAN_REPLY_MAX);
@@ -1071,8 +1010,6 @@ static int transfer_failure(struct wsman_client *c, CURLcode cc, struct wsman_er
 			    curl_reason(c, cc));
 	if (cc == CURLE_OUT_OF_MEMORY)
 		return fail(err, WSMAN_E_INTERNAL, "out of memory talking to AMT");
-	if (c->close_code != 0)
-		return fail(err, c->close_code, "%s", c->close_msg);
 	return fail(err, WSMAN_E_CONNECT, "WS-Man exchange with AMT's port %u failed: %.150s",
 		    c->port, curl_reason(c, cc));
 }
@@ -1108,8 +1045,9 @@ static int transfer(struct wsman_client *c, xmlDocPtr request, xmlDocPtr *reply,
 	c->reply.len = 0;
 	c->reply.too_big = false;
 	c->open_code = 0;
-	c->close_code = 0;
 	c->curl_msg[0] = '\0';
+	if (c->bridging)
+		apf_bridge_status(c->apf, &c->before);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (const char *)body);
 	cc = curl_easy_perform(c->curl);

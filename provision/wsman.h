@@ -2,7 +2,8 @@
 /*
  * WS-Management for AMT (internal to provision/): SOAP 1.2 envelopes built and replies parsed
  * with libxml2; HTTP with Digest auth by libcurl. The HTTP connection rides on an APF channel
- * (mei's apf_channel_bridge hands libcurl a connected socket) or on LMS at 127.0.0.1.
+ * (libcurl connects to the Unix socket of mei's APF bridge, CURLOPT_UNIX_SOCKET_PATH, and each
+ * connection becomes one channel) or on LMS at 127.0.0.1.
  */
 #pragma once
 
@@ -63,11 +64,28 @@ struct wsman_target {
 	 */
 	const char *ca_file;
 	int timeout_ms;          /* per request; <= 0: 60 s */
+	/*
+	 * WSMAN_VIA_APF: where the client makes its private directory for the bridge's socket
+	 * (see wsman_client_new). NULL: /run when it is writable, else $TMPDIR, else /tmp.
+	 */
+	const char *socket_dir;
 };
 
 struct wsman_client;
 
-/* USER and PASS are copied (and wiped on free); PASS never reaches a log or an error text. */
+/*
+ * USER and PASS are copied (and wiped on free); PASS never reaches a log or an error text.
+ *
+ * WSMAN_VIA_APF: the client owns the bridge. wsman_client_new makes a private directory
+ * (mkdtemp, mode 0700) SOCKET_DIR/amt-enlist.XXXXXX and starts the session's bridge to PORT
+ * there (apf_bridge_listen); wsman_client_free stops the bridge (apf_bridge_stop: the channel
+ * in use closes, within the session's receive timeout) and removes the directory. A session has
+ * one bridge, so it serves one APF client at a time: a second wsman_client_new on the same
+ * session fails (WSMAN_E_INTERNAL) until the first is freed. Free the client before apf_close.
+ * Every request is one connection (and so one channel); the Digest challenge costs one more,
+ * once per client. A channel AMT refuses fails the request with WSMAN_E_CONNECT and "AMT refused
+ * the channel: <reason>".
+ */
 int wsman_client_new(const struct wsman_target *t, const char *user, const char *pass,
 		     struct wsman_client **out, struct wsman_error *err);
 void wsman_client_free(struct wsman_client *c);

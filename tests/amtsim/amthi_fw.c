@@ -17,7 +17,8 @@ struct request {
 	struct cursor payload; /* the bytes after the header */
 };
 
-typedef uint32_t (*answer_fn)(const struct sim_profile *p, struct request *req, struct wbuf *w);
+/* The answer to one request (m->lock held): a status, and the payload in W on SUCCESS. */
+typedef uint32_t (*answer_fn)(struct amtsim *m, struct request *req, struct wbuf *w);
 
 static void put_counted(struct wbuf *w, const char *s)
 {
@@ -35,9 +36,10 @@ static void put_fixed(struct wbuf *w, const char *s, size_t field)
 	put_zeros(w, field - n);
 }
 
-static uint32_t answer_code_versions(const struct sim_profile *p, struct request *req,
+static uint32_t answer_code_versions(struct amtsim *m, struct request *req,
 				     struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_fixed(w, p->bios_version, 65);
 	put_u32le(w, p->version_count);
@@ -50,50 +52,56 @@ static uint32_t answer_code_versions(const struct sim_profile *p, struct request
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_provisioning_mode(const struct sim_profile *p, struct request *req,
+static uint32_t answer_provisioning_mode(struct amtsim *m, struct request *req,
 					 struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_u32le(w, p->provisioning_mode);
 	put_u32le(w, p->legacy_mode);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_provisioning_state(const struct sim_profile *p, struct request *req,
+static uint32_t answer_provisioning_state(struct amtsim *m, struct request *req,
 					  struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_u32le(w, p->provisioning_state);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_control_mode(const struct sim_profile *p, struct request *req,
+static uint32_t answer_control_mode(struct amtsim *m, struct request *req,
 				    struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_u32le(w, p->control_mode);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_uuid(const struct sim_profile *p, struct request *req, struct wbuf *w)
+static uint32_t answer_uuid(struct amtsim *m, struct request *req, struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_bytes(w, p->uuid, sizeof(p->uuid));
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_mac_addresses(const struct sim_profile *p, struct request *req,
+static uint32_t answer_mac_addresses(struct amtsim *m, struct request *req,
 				     struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_bytes(w, p->mac_dedicated, 6);
 	put_bytes(w, p->mac_host, 6);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_lan_settings(const struct sim_profile *p, struct request *req,
+static uint32_t answer_lan_settings(struct amtsim *m, struct request *req,
 				    struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	static const struct sim_lan absent;
 	const struct sim_lan *lan;
 	uint32_t index;
@@ -107,7 +115,7 @@ static uint32_t answer_lan_settings(const struct sim_profile *p, struct request 
 		lan = &absent;
 	}
 	put_u32le(w, lan->enabled);
-	put_u32le(w, lan->ipv4);
+	put_u32le(w, sim_lan_ipv4(m, lan));
 	put_u32le(w, lan->dhcp);
 	put_u8(w, lan->dhcp_mode);
 	put_u8(w, lan->link);
@@ -115,16 +123,18 @@ static uint32_t answer_lan_settings(const struct sim_profile *p, struct request 
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_dns_suffix(const struct sim_profile *p, struct request *req, struct wbuf *w)
+static uint32_t answer_dns_suffix(struct amtsim *m, struct request *req, struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_counted(w, p->dns_suffix);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_remote_access(const struct sim_profile *p, struct request *req,
+static uint32_t answer_remote_access(struct amtsim *m, struct request *req,
 				     struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_u32le(w, p->ras_network_status);
 	put_u32le(w, p->ras_remote_status);
@@ -133,17 +143,19 @@ static uint32_t answer_remote_access(const struct sim_profile *p, struct request
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_power_policy(const struct sim_profile *p, struct request *req,
+static uint32_t answer_power_policy(struct amtsim *m, struct request *req,
 				    struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_counted(w, p->power_policy);
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_hash_handles(const struct sim_profile *p, struct request *req,
+static uint32_t answer_hash_handles(struct amtsim *m, struct request *req,
 				    struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_u32le(w, p->hash_count);
 	for (unsigned i = 0; i < p->hash_count; i++)
@@ -151,8 +163,9 @@ static uint32_t answer_hash_handles(const struct sim_profile *p, struct request 
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_cert_hash(const struct sim_profile *p, struct request *req, struct wbuf *w)
+static uint32_t answer_cert_hash(struct amtsim *m, struct request *req, struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	const struct sim_cert_hash *h = NULL;
 	uint32_t handle;
 
@@ -172,13 +185,35 @@ static uint32_t answer_cert_hash(const struct sim_profile *p, struct request *re
 	return AMTHI_STATUS_SUCCESS;
 }
 
-static uint32_t answer_local_account(const struct sim_profile *p, struct request *req,
+static uint32_t answer_local_account(struct amtsim *m, struct request *req,
 				     struct wbuf *w)
 {
+	const struct sim_profile *p = &m->p;
 	(void)req;
 	put_fixed(w, p->lsa_username, 33);
 	put_fixed(w, p->lsa_password, 33);
 	put_zeros(w, p->lsa_trailing_pad);
+	return AMTHI_STATUS_SUCCESS;
+}
+
+/*
+ * Unprovision (u32 mode): client control mode goes back to none, "in" for the settle time, then
+ * "pre"; the admin password is forgotten. Admin control mode is refused; an unprovisioned
+ * machine answers SUCCESS and nothing changes.
+ */
+static uint32_t answer_unprovision(struct amtsim *m, struct request *req, struct wbuf *w)
+{
+	const struct sim_profile *p = &m->p;
+	uint32_t mode;
+
+	if (cur_u32le(&req->payload, &mode) < 0)
+		return AMTHI_STATUS_INVALID_MESSAGE_LENGTH;
+	if (p->control_mode == AMTHI_CONTROL_ACM)
+		return AMTHI_STATUS_INVALID_AMT_MODE;
+	if (p->control_mode == AMTHI_CONTROL_CCM)
+		sim_machine_unprovision(m);
+	if (p->unprovision_reply == SIM_UNPROVISION_STATE)
+		put_u32le(w, p->provisioning_state);
 	return AMTHI_STATUS_SUCCESS;
 }
 
@@ -204,7 +239,7 @@ static const struct command commands[] = {
     {AMTHI_CMD_ENUMERATE_HASH_HANDLES, "EnumerateHashHandles", 0, answer_hash_handles},
     {AMTHI_CMD_GET_CERT_HASH_ENTRY, "GetCertHashEntry", 4, answer_cert_hash},
     {AMTHI_CMD_GET_LOCAL_SYSTEM_ACCOUNT, "GetLocalSystemAccount", 40, answer_local_account},
-    {AMTHI_CMD_UNPROVISION, "Unprovision", 4, NULL},
+    {AMTHI_CMD_UNPROVISION, "Unprovision", 4, answer_unprovision},
     {AMTHI_CMD_START_CONFIGURATION, "StartConfiguration", 0, NULL},
     {AMTHI_CMD_GET_FQDN, "GetFQDN", 0, NULL},
     {AMTHI_CMD_STOP_CONFIGURATION, "StopConfiguration", 0, NULL},
@@ -295,6 +330,7 @@ size_t sim_amthi_answer(struct amtsim *m, unsigned request_no, const uint8_t *bu
 		return finish(&w, req.command, AMTHI_STATUS_NOT_PERMITTED);
 	if (req.payload.left != cmd->request_len)
 		return finish(&w, req.command, AMTHI_STATUS_INVALID_MESSAGE_LENGTH);
-	status = cmd->answer(&m->p, &req, &w);
+	sim_machine_refresh(m);
+	status = cmd->answer(m, &req, &w);
 	return finish(&w, req.command, status);
 }

@@ -8,6 +8,12 @@
  *   - "run": a umockdev testbed whose /dev/mei0 and sysfs tree are served by the core, for any
  *     unmodified MEI client.
  *
+ * Besides AMTHI and the watchdog client, the core plays LME: every LME connection is an APF
+ * session (apf_fw.c) whose channels to AMT's WS-Man port (16992, or 16993 with TLS on TLS-
+ * enforcing machines) are served by an HTTP server (libmicrohttpd, wsman_fw.c) with Digest
+ * auth and the WS-Man methods of activation. Setup, CommitChanges and Unprovision change the
+ * machine as AMTHI sees it; --state keeps that across emulator processes.
+ *
  * Unix socket convention (one socket connection == one MEI client connection, like one open fd
  * of /dev/mei0): the client's first message is the 16-byte client GUID (wire order); the server
  * answers one 12-byte message: u32le errno (0 on success; ENOTTY, EBUSY, ENODEV, ...),
@@ -44,8 +50,67 @@ void amtsim_free(struct amtsim *m);
  * N-th request to the AMTHI client (1-based, counted over the machine's life); faults fire once.
  * The same words are accepted in a profile's "faults" array. Returns 0, or -1 with ERR set.
  * reset@N is a firmware reset: every open connection of the machine (all clients) is reset.
+ *
+ * LME and WS-Man (WORD=VALUE are settings for the machine's life; WORD@N and the reset words
+ * fire once):
+ *   channel-refused[=REASON]   every CHANNEL_OPEN fails (reason 2, connect failed, by default)
+ *   session-ends-after-close   the APF session ends once a channel is closed (as rpc-go saw)
+ *   lme-disconnect@N           the N-th authenticated WS-Man request is never answered: every
+ *                              LME session gets DISCONNECT (connection lost) instead
+ *   reset-before-setup         a firmware reset when Setup arrives, before it is applied
+ *   reset-during-setup         Setup is applied, then a firmware reset before the reply
+ *   setup-return=N             Setup answers ReturnValue N and changes nothing
+ *   soap-fault=METHOD          METHOD ("Setup", "Get", "CommitChanges", ...) answers a SOAP fault
+ *   wrong-realm                in pre-provisioning the 401 challenge names a realm other than
+ *                              AMT_GeneralSettings.DigestRealm
+ *   wsman-latency=MS           every WS-Man reply is held back MS milliseconds
+ *   settle=MS                  "in" lasts MS after Unprovision (profile's amt.settle_ms)
+ *   commit-restart=after|before|none   CommitChanges restarts AMT's network stack: the LME
+ *                              sessions are reset after the reply went out, before it is sent,
+ *                              or not at all (profile's amt.commit_restart)
  */
 int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen);
+
+/*
+ * The TLS certificate (chain) and key, PEM files, of AMT's WS-Man server on machines that
+ * enforce TLS on local ports. 0, or -1 with ERR set (unreadable file).
+ */
+int amtsim_set_tls(struct amtsim *m, const char *cert_file, const char *key_file, char *err,
+		   size_t errlen);
+
+/* True when the machine enforces TLS on local ports (WS-Man on 16993 only). */
+bool amtsim_tls_enforced(struct amtsim *m);
+
+/*
+ * Ready to serve? On a TLS-enforcing machine with an LME client, the TLS material must be
+ * there (amtsim_set_tls or the profile's amt.tls_cert/amt.tls_key). 0, or -1 with ERR set.
+ */
+int amtsim_check_tls(struct amtsim *m, char *err, size_t errlen);
+
+/*
+ * Keep the machine's control mode, provisioning state, admin password (HA1) and operational
+ * state in PATH: read it now when it exists (it overrides the profile), and write it atomically
+ * after every change. 0, or -1 with ERR set.
+ */
+int amtsim_set_state_file(struct amtsim *m, const char *path, char *err, size_t errlen);
+
+/*
+ * The loopback LMS stand-in: the same WS-Man server on 127.0.0.1:PORT (TLS on TLS-enforcing
+ * machines), as LMS would serve it. PORT 0 takes any free port; the port is in *BOUND (may be
+ * NULL). Stopped by amtsim_free. 0, or -1 with ERR set.
+ */
+int amtsim_serve_lms(struct amtsim *m, uint16_t port, uint16_t *bound, char *err, size_t errlen);
+
+/* The machine as AMTHI would report it, and whether an admin password is set. */
+struct amtsim_machine {
+	uint32_t control_mode;       /* 0 none, 1 CCM, 2 ACM */
+	uint32_t provisioning_state; /* 0 pre, 1 in, 2 post */
+	bool operational;
+	bool admin_set;
+	char admin_ha1[33]; /* lower-case hex MD5("admin:REALM:PASSWORD"), "" when not set */
+	char digest_realm[128];
+};
+void amtsim_get_machine(struct amtsim *m, struct amtsim_machine *out);
 
 /*
  * sysfs attributes of the emulated mei0, as the kernel prints them: "fw_ver", "fw_status",
@@ -88,11 +153,27 @@ struct amtsim_stats {
 	unsigned refused[AMTSIM_CLIENT_COUNT];  /* connects answered with an errno */
 	unsigned messages[AMTSIM_CLIENT_COUNT]; /* messages from the host */
 	unsigned long firmware_us;              /* time the emulated firmware spent (latency) */
+
+	/* APF over LME, summed over the sessions (live ones included) */
+	unsigned apf_handshakes;       /* sessions whose WS-Man port forward was acknowledged */
+	unsigned apf_channels;         /* channels opened */
+	unsigned apf_channels_refused; /* CHANNEL_OPEN_FAILURE sent */
+	unsigned apf_protocol_errors;  /* host messages that broke APF (DISCONNECT sent) */
+	unsigned apf_disconnects;      /* sessions the firmware ended with DISCONNECT by a fault */
+
+	/* WS-Man */
+	unsigned wsman_requests;      /* HTTP requests answered or dropped */
+	unsigned wsman_authenticated; /* requests that passed Digest auth (lme-disconnect@N) */
+	unsigned wsman_unauthorized;  /* 401 challenges */
+	unsigned wsman_faults;        /* SOAP faults */
 };
 void amtsim_get_stats(struct amtsim *m, struct amtsim_stats *out);
 
 /* Count of requests with this AMTHI command code seen so far. */
 unsigned amtsim_command_count(struct amtsim *m, uint32_t command);
+
+/* Count of authenticated WS-Man requests for METHOD ("Get", "Setup", ...) so far. */
+unsigned amtsim_wsman_count(struct amtsim *m, const char *method);
 
 /* Write the counters as JSON to PATH, atomically (temp file + rename). 0 or -1. */
 int amtsim_write_stats(struct amtsim *m, const char *path);
@@ -100,3 +181,12 @@ int amtsim_write_stats(struct amtsim *m, const char *path);
 /* Front ends (main.c parses the command line and calls one of these). */
 int amtsim_serve_unix(struct amtsim *m, const char *path, const char *stats_path);
 int amtsim_run_umockdev(struct amtsim *m, char *const argv[], const char *stats_path);
+
+/*
+ * The Unix socket front end without the signal handling, for tests: serve PATH from a thread
+ * until amtsim_unix_server_stop (which shuts open connections down and joins every thread).
+ */
+struct amtsim_unix_server;
+int amtsim_unix_server_start(struct amtsim *m, const char *path, const char *stats_path,
+			     struct amtsim_unix_server **out);
+void amtsim_unix_server_stop(struct amtsim_unix_server *s);

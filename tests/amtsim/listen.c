@@ -3,7 +3,8 @@
  * The "listen" front end: the core served on a Unix SOCK_SEQPACKET socket, the agent's
  * "unix:PATH" device. One socket connection is one MEI client connection (the convention at
  * the top of amtsim.h), served by a thread of its own. SIGTERM or SIGINT ends the server: open
- * connections are shut down, the counters written and the socket file removed.
+ * connections are shut down, the counters written and the socket file removed. Tests start and
+ * stop the same server without signals (amtsim_unix_server_start/stop).
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -260,11 +262,100 @@ static int listen_at(const char *path)
 	return fd;
 }
 
+struct amtsim_unix_server {
+	struct server srv;
+	char *path;
+	int lfd;
+	int stop_fd; /* eventfd: stop accepting */
+	pthread_t thread;
+};
+
+static void *accept_main(void *arg)
+{
+	struct amtsim_unix_server *u = arg;
+
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = u->lfd, .events = POLLIN},
+					{.fd = u->stop_fd, .events = POLLIN}};
+
+		if (poll(pfd, 2, 1000) < 0 && errno != EINTR) {
+			fprintf(stderr, "amtsim: poll: %s\n", strerror(errno));
+			break;
+		}
+		reap_sessions(&u->srv, false);
+		if (pfd[1].revents & POLLIN)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			int fd = accept4(u->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				start_session(&u->srv, fd);
+			else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN)
+				fprintf(stderr, "amtsim: accept: %s\n", strerror(errno));
+		}
+	}
+	return NULL;
+}
+
+int amtsim_unix_server_start(struct amtsim *m, const char *path, const char *stats_path,
+			     struct amtsim_unix_server **out)
+{
+	struct amtsim_unix_server *u = calloc(1, sizeof(*u));
+
+	*out = NULL;
+	if (!u)
+		return -1;
+	u->srv = (struct server){.m = m, .stats_path = stats_path};
+	u->path = strdup(path);
+	u->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	u->lfd = u->path && u->stop_fd >= 0 ? listen_at(path) : -1;
+	if (u->lfd < 0) {
+		if (u->stop_fd >= 0)
+			close(u->stop_fd);
+		free(u->path);
+		free(u);
+		return -1;
+	}
+	pthread_mutex_init(&u->srv.lock, NULL);
+	if (pthread_create(&u->thread, NULL, accept_main, u) != 0) {
+		fprintf(stderr, "amtsim: cannot start the accepting thread\n");
+		close(u->lfd);
+		unlink(path);
+		close(u->stop_fd);
+		pthread_mutex_destroy(&u->srv.lock);
+		free(u->path);
+		free(u);
+		return -1;
+	}
+	*out = u;
+	return 0;
+}
+
+void amtsim_unix_server_stop(struct amtsim_unix_server *u)
+{
+	uint64_t one = 1;
+
+	if (!u)
+		return;
+	if (write(u->stop_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		fprintf(stderr, "amtsim: cannot stop the accepting thread: %s\n", strerror(errno));
+	pthread_join(u->thread, NULL);
+	close(u->lfd);
+	unlink(u->path);
+	reap_sessions(&u->srv, true);
+	write_stats(&u->srv);
+	pthread_mutex_destroy(&u->srv.lock);
+	close(u->stop_fd);
+	free(u->path);
+	free(u);
+}
+
 int amtsim_serve_unix(struct amtsim *m, const char *path, const char *stats_path)
 {
-	struct server srv = {.m = m, .stats_path = stats_path};
+	struct amtsim_unix_server *u;
+	struct signalfd_siginfo si;
 	sigset_t mask, old;
-	int lfd, sfd, ret = 0;
+	int sfd;
 
 	/* Signals are taken by signalfd only: every thread started below inherits the mask. */
 	sigemptyset(&mask);
@@ -277,50 +368,23 @@ int amtsim_serve_unix(struct amtsim *m, const char *path, const char *stats_path
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return 1;
 	}
-	lfd = listen_at(path);
-	if (lfd < 0) {
+	if (amtsim_unix_server_start(m, path, stats_path, &u) < 0) {
 		close(sfd);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return 1;
 	}
-	pthread_mutex_init(&srv.lock, NULL);
 	printf("amtsim: listening on %s\n", path);
 	fflush(stdout);
 
-	for (;;) {
-		struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN},
-					{.fd = sfd, .events = POLLIN}};
-
-		if (poll(pfd, 2, 1000) < 0 && errno != EINTR) {
-			fprintf(stderr, "amtsim: poll: %s\n", strerror(errno));
-			ret = 1;
+	/* Consumed here, so it is not delivered when the mask is restored. */
+	while (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si)) {
+		if (errno != EINTR) {
+			fprintf(stderr, "amtsim: signalfd: %s\n", strerror(errno));
 			break;
-		}
-		reap_sessions(&srv, false);
-		if (pfd[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			/* Consumed here, so it is not delivered when the mask is restored. */
-			if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-				continue;
-			break;
-		}
-		if (pfd[0].revents & POLLIN) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-			if (fd >= 0)
-				start_session(&srv, fd);
-			else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN)
-				fprintf(stderr, "amtsim: accept: %s\n", strerror(errno));
 		}
 	}
-
-	close(lfd);
-	unlink(path);
-	reap_sessions(&srv, true);
-	write_stats(&srv);
-	pthread_mutex_destroy(&srv.lock);
+	amtsim_unix_server_stop(u);
 	close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return ret;
+	return 0;
 }

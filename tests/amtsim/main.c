@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * amtsim: the firmware emulator's command line.
- *   amtsim --profile FILE [--fault SPEC]... [--stats FILE] --listen PATH
- *   amtsim --profile FILE [--fault SPEC]... [--stats FILE] --run -- CMD [ARGS...]
+ *   amtsim --profile FILE [OPTIONS] --listen PATH
+ *   amtsim --profile FILE [OPTIONS] --run -- CMD [ARGS...]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 static void usage(FILE *to)
 {
 	fputs(
-	    "Usage: amtsim --profile FILE [--fault SPEC]... [--stats FILE] --listen PATH\n"
-	    "       amtsim --profile FILE [--fault SPEC]... [--stats FILE] --run -- CMD [ARGS...]\n"
+	    "Usage: amtsim --profile FILE [OPTIONS] --listen PATH\n"
+	    "       amtsim --profile FILE [OPTIONS] --run -- CMD [ARGS...]\n"
 	    "\n"
 	    "Plays the Intel ME firmware of the machine described by a profile\n"
 	    "(tests/amtsim/profiles/*.json).\n"
@@ -35,6 +35,24 @@ static void usage(FILE *to)
 	    "                  oversize@N     reply N carries 16 bytes beyond its length\n"
 	    "                  huge@N         reply N is longer than max_msg_length\n"
 	    "                  wrong-echo@N   reply N names another command\n"
+	    "                  channel-refused[=REASON]  every APF CHANNEL_OPEN fails\n"
+	    "                  session-ends-after-close  the APF session ends with a channel\n"
+	    "                  lme-disconnect@N  DISCONNECT instead of answering the N-th\n"
+	    "                                 authenticated WS-Man request\n"
+	    "                  reset-before-setup  firmware reset when Setup arrives\n"
+	    "                  reset-during-setup  Setup applied, then a reset before the reply\n"
+	    "                  setup-return=N Setup answers ReturnValue N, changes nothing\n"
+	    "                  soap-fault=METHOD  METHOD (Setup, Get, ...) answers a SOAP fault\n"
+	    "                  wrong-realm    the 401 challenge names another realm while AMT is\n"
+	    "                                 unprovisioned\n"
+	    "                  wsman-latency=MS  every WS-Man reply waits MS milliseconds\n"
+	    "                  settle=MS      Unprovision leaves \"in\" after MS milliseconds\n"
+	    "                  commit-restart=after|before|none  what CommitChanges does to\n"
+	    "                                 the LME sessions (network stack restart)\n"
+	    "  --tls-cert FILE AMT's TLS certificate (PEM), for machines enforcing TLS locally\n"
+	    "  --tls-key FILE  its private key (PEM)\n"
+	    "  --state FILE    keep the machine's provisioning state in FILE across runs\n"
+	    "  --lms PORT      also serve WS-Man on 127.0.0.1:PORT, as LMS would\n"
 	    "  --stats FILE    write the counters (JSON) after every connection and at exit\n"
 	    "  --listen PATH   serve a SOCK_SEQPACKET socket (the agent's unix:PATH device)\n"
 	    "                  until SIGTERM or SIGINT\n"
@@ -56,6 +74,10 @@ struct args {
 	const char *profile;
 	const char *stats;
 	const char *listen;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *state;
+	unsigned lms_port;
 	bool run;
 	unsigned fault_count;
 	const char *faults[MAX_FAULTS];
@@ -64,12 +86,27 @@ struct args {
 
 static int parse_args(int argc, char *argv[], struct args *a)
 {
-	enum { OPT_PROFILE = 256, OPT_FAULT, OPT_STATS, OPT_LISTEN, OPT_RUN, OPT_HELP };
+	enum {
+		OPT_PROFILE = 256,
+		OPT_FAULT,
+		OPT_STATS,
+		OPT_LISTEN,
+		OPT_RUN,
+		OPT_HELP,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_STATE,
+		OPT_LMS,
+	};
 	static const struct option opts[] = {
 	    {"profile", required_argument, NULL, OPT_PROFILE},
 	    {"fault", required_argument, NULL, OPT_FAULT},
 	    {"stats", required_argument, NULL, OPT_STATS},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"state", required_argument, NULL, OPT_STATE},
+	    {"lms", required_argument, NULL, OPT_LMS},
 	    {"run", no_argument, NULL, OPT_RUN},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0},
@@ -97,6 +134,24 @@ static int parse_args(int argc, char *argv[], struct args *a)
 		case OPT_RUN:
 			a->run = true;
 			break;
+		case OPT_TLS_CERT:
+			a->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			a->tls_key = optarg;
+			break;
+		case OPT_STATE:
+			a->state = optarg;
+			break;
+		case OPT_LMS: {
+			char *end;
+			unsigned long port = strtoul(optarg, &end, 10);
+
+			if (*optarg < '0' || *optarg > '9' || *end || port == 0 || port > 65535)
+				return usage_error("--lms needs a port number (1-65535)", optarg);
+			a->lms_port = (unsigned)port;
+			break;
+		}
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -108,6 +163,8 @@ static int parse_args(int argc, char *argv[], struct args *a)
 	}
 	if (!a->profile)
 		return usage_error("--profile is required", NULL);
+	if (!a->tls_cert != !a->tls_key)
+		return usage_error("give --tls-cert and --tls-key together", NULL);
 	if (!!a->listen == a->run)
 		return usage_error("give exactly one of --listen PATH and --run -- CMD", NULL);
 	if (a->listen && optind < argc)
@@ -118,6 +175,36 @@ static int parse_args(int argc, char *argv[], struct args *a)
 		if (strcmp(argv[optind - 1], "--") != 0)
 			return usage_error("put -- between --run and the command", argv[optind]);
 		a->command = &argv[optind];
+	}
+	return 0;
+}
+
+/* TLS material, the state file and the LMS stand-in. 0, or an exit code. */
+static int setup_machine(struct amtsim *m, const struct args *a)
+{
+	char err[512];
+
+	if (a->tls_cert && amtsim_set_tls(m, a->tls_cert, a->tls_key, err, sizeof(err)) < 0) {
+		fprintf(stderr, "amtsim: %s\n", err);
+		return 1;
+	}
+	if (a->state && amtsim_set_state_file(m, a->state, err, sizeof(err)) < 0) {
+		fprintf(stderr, "amtsim: %s\n", err);
+		return 1;
+	}
+	if (amtsim_check_tls(m, err, sizeof(err)) < 0) {
+		/* AMTHI still works (info); APF channels to 16993 will be refused. */
+		if (a->lms_port) {
+			fprintf(stderr, "amtsim: %s: %s\n", a->profile, err);
+			return 1;
+		}
+		fprintf(stderr, "amtsim: warning: %s: %s; APF channels to it will be refused\n",
+			a->profile, err);
+	}
+	if (a->lms_port &&
+	    amtsim_serve_lms(m, (uint16_t)a->lms_port, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "amtsim: 127.0.0.1:%u: %s\n", a->lms_port, err);
+		return 1;
 	}
 	return 0;
 }
@@ -142,6 +229,11 @@ int main(int argc, char *argv[])
 			amtsim_free(m);
 			return EXIT_USAGE;
 		}
+	}
+	r = setup_machine(m, &a);
+	if (r != 0) {
+		amtsim_free(m);
+		return r;
 	}
 	if (a.listen)
 		r = amtsim_serve_unix(m, a.listen, a.stats);

@@ -8,7 +8,10 @@
  *   description          what machine this is, in words
  *   clients.{amthi,lme,watchdog}   each present client: max_msg_length, protocol_version,
  *                        [busy] (every connect EBUSY); watchdog also state (the
- *                        IsChangeToAMTEnabled byte, a number or "0xC2")
+ *                        IsChangeToAMTEnabled byte, a number or "0xC2"); lme also
+ *                        [session_ends_after_close] (false: the APF session ends once a channel
+ *                        is closed, as rpc-go saw) and [version_first] (false: the firmware
+ *                        sends PROTOCOL_VERSION before the host does)
  *   sysfs                fw_ver ["0:16.1.25.2124", ...] (1-3), fw_status ["94000245", ...] (1-6),
  *                        hbm_ver "2.2", [kind] ("mei")
  *   [amt]                required with an AMTHI or LME client:
@@ -16,12 +19,25 @@
  *     bios_version, code_versions [{description, version}], provisioning_state pre|in|post,
  *     control_mode none|ccm|acm, [provisioning_mode] (1), [legacy_mode] (false), uuid (text form),
  *     mac_addresses {dedicated, host}, wired and [wireless] (absent or null: no adapter)
- *     {enabled, ipv4, dhcp, dhcp_mode none|active|passive, link up|down, mac},
+ *     {enabled, ipv4, dhcp, dhcp_mode none|active|passive, link up|down, mac,
+ *     [lease_ipv4] (with DHCP and ipv4 0.0.0.0: the address AMT's DHCP lease gives it once
+ *     AMT is operational), [lease_after_ms] (how long that takes, 0)},
  *     [no_wireless_status] (the status for index 1 without a wireless adapter: 36
  *     INVALID_PARAMETER by default; 0 answers SUCCESS with zeros), [dns_suffix],
  *     remote_access {network_status, remote_status, trigger, mps_hostname}, power_policy,
  *     cert_hashes [{[handle] (default: the index), name, algorithm 0-3, hash (hex), default,
- *     active}], local_system_account {username, password, [trailing_pad] 0|2}
+ *     active}], local_system_account {username, password, [trailing_pad] 0|2},
+ *     [tls_enforced]     TLS on local ports (WS-Man on 16993 only); default: the watchdog
+ *                        state's bit 6, when its bit 7 says the bits mean something
+ *     [digest_realm]     AMT_GeneralSettings.DigestRealm; default "Digest:" and the UUID's
+ *                        32 hex digits in upper case
+ *     [admin_password]   the admin password of a provisioned machine (tests that hold it)
+ *     [settle_ms]        how long "in" lasts after Unprovision (1500)
+ *     [unprovision_reply] "status" (the status alone, default) or "state" (and a u32)
+ *     [commit_restart]   "after" (default with TLS enforced), "before" or "none" (default
+ *                        otherwise): what CommitChanges does to AMT's network stack
+ *     [tls_cert], [tls_key]  PEM files of AMT's TLS certificate and key (relative paths are
+ *                        taken from the profile's directory); amtsim --tls-cert/--tls-key win
  *   [faults]             fault words as amtsim_fault takes them, e.g. ["ready-after=2000"]
  */
 #include <errno.h>
@@ -36,6 +52,8 @@
 
 struct ctx {
 	const char *file;
+	const char *dir; /* the profile's directory with its '/', for relative paths */
+	size_t dir_len;
 	char *err;
 	size_t errlen;
 };
@@ -339,15 +357,25 @@ static int load_client(struct ctx *x, const struct path *at, json_object *client
 	static const char *const keys[] = {"max_msg_length", "protocol_version", "busy", NULL};
 	static const char *const wd_keys[] = {"max_msg_length", "protocol_version", "busy", "state",
 					      NULL};
+	static const char *const lme_keys[] = {"max_msg_length", "protocol_version", "busy",
+					       "session_ends_after_close", "version_first", NULL};
 	struct sim_client_cfg *cfg = &pr->client[id];
 	struct path p = path_join(at, name);
+	const char *const *allowed = id == AMTSIM_CLIENT_WATCHDOG ? wd_keys
+				     : id == AMTSIM_CLIENT_LME    ? lme_keys
+								  : keys;
 	json_object *o;
 
 	if (member(x, at, clients, name, false, json_type_object, &o) < 0)
 		return -1;
 	if (!o)
 		return 0;
-	if (check_keys(x, &p, o, id == AMTSIM_CLIENT_WATCHDOG ? wd_keys : keys) < 0 ||
+	if (id == AMTSIM_CLIENT_LME &&
+	    (get_bool(x, &p, o, "session_ends_after_close", false,
+		      &pr->lme_session_ends_after_close) < 0 ||
+	     get_bool(x, &p, o, "version_first", false, &pr->lme_version_first) < 0))
+		return -1;
+	if (check_keys(x, &p, o, allowed) < 0 ||
 	    get_uint(x, &p, o, "max_msg_length", true, 1, 1u << 20, &cfg->max_msg_length) < 0 ||
 	    get_u8(x, &p, o, "protocol_version", true, &cfg->protocol_version) < 0 ||
 	    get_bool(x, &p, o, "busy", false, &cfg->busy) < 0)
@@ -486,8 +514,8 @@ static int load_versions(struct ctx *x, const struct path *at, json_object *amt,
 static int load_lan(struct ctx *x, const struct path *at, json_object *amt, const char *key,
 		    struct sim_lan *lan)
 {
-	static const char *const keys[] = {"enabled", "ipv4", "dhcp", "dhcp_mode",
-					   "link",    "mac",  NULL};
+	static const char *const keys[] = {"enabled", "ipv4", "dhcp",       "dhcp_mode",     "link",
+					   "mac",     "lease_ipv4", "lease_after_ms", NULL};
 	static const char *const modes[] = {"none", "active", "passive", NULL};
 	static const char *const links[] = {"down", "up", NULL};
 	struct path p = path_join(at, key);
@@ -506,7 +534,11 @@ static int load_lan(struct ctx *x, const struct path *at, json_object *amt, cons
 	    get_bool(x, &p, o, "dhcp", true, &lan->dhcp) < 0 ||
 	    get_choice(x, &p, o, "dhcp_mode", true, modes, &mode) < 0 ||
 	    get_choice(x, &p, o, "link", true, links, &link) < 0 ||
-	    get_mac(x, &p, o, "mac", lan->mac) < 0)
+	    get_mac(x, &p, o, "mac", lan->mac) < 0 ||
+	    get_uint(x, &p, o, "lease_after_ms", false, 0, 600000, &lan->lease_after_ms) < 0)
+		return -1;
+	if (json_object_object_get_ex(o, "lease_ipv4", NULL) &&
+	    get_ipv4(x, &p, o, "lease_ipv4", &lan->lease_ipv4) < 0)
 		return -1;
 	lan->dhcp_mode = (uint8_t)mode;
 	lan->link = (uint8_t)link;
@@ -648,6 +680,81 @@ static int load_local_account(struct ctx *x, const struct path *at, json_object 
 	return 0;
 }
 
+/* "Digest:" and the UUID's hex digits in upper case, as AMT's realms look. */
+static void default_realm(const uint8_t uuid[16], char *out, size_t cap)
+{
+	static const int text_at[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+	size_t n = (size_t)snprintf(out, cap, "Digest:");
+
+	for (size_t i = 0; i < 16 && n + 2 < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%02X", uuid[text_at[i]]);
+}
+
+/* A file named in the profile: relative to the profile's directory. */
+static int get_file(struct ctx *x, const struct path *at, json_object *amt, const char *key,
+		    char *out, size_t cap)
+{
+	struct path p = path_join(at, key);
+	char name[2048] = "";
+	int n;
+
+	if (get_string(x, at, amt, key, false, name, sizeof(name)) < 0)
+		return -1;
+	if (!name[0])
+		return 0;
+	if (name[0] == '/')
+		n = snprintf(out, cap, "%s", name);
+	else
+		n = snprintf(out, cap, "%.*s%s", (int)x->dir_len, x->dir, name);
+	if (n < 0 || (size_t)n >= cap)
+		return fail(x, &p, "path too long");
+	return 0;
+}
+
+/* What activation needs: realm, admin password, TLS, and the firmware's variants. */
+static int load_provisioning(struct ctx *x, const struct path *at, json_object *amt,
+			     struct sim_profile *pr)
+{
+	static const char *const replies[] = {"status", "state", NULL};
+	static const char *const restarts[] = {"none", "after", "before", NULL};
+	struct path pa = path_join(at, "admin_password");
+	struct path pr_ = path_join(at, "digest_realm");
+	uint8_t wd = pr->watchdog_state;
+	char admin[33] = "";
+
+	/* Bit 6 of the watchdog's byte means TLS on local ports, when bit 7 says bits mean. */
+	pr->tls_enforced = pr->client[AMTSIM_CLIENT_WATCHDOG].present && (wd & 0x80) && (wd & 0x40);
+	pr->settle_ms = 1500;
+	if (get_bool(x, at, amt, "tls_enforced", false, &pr->tls_enforced) < 0)
+		return -1;
+	pr->commit_restart = pr->tls_enforced ? SIM_COMMIT_RESTART_AFTER : SIM_COMMIT_KEEP;
+	if (get_string(x, at, amt, "digest_realm", false, pr->digest_realm,
+		       sizeof(pr->digest_realm)) < 0 ||
+	    get_string(x, at, amt, "admin_password", false, admin, sizeof(admin)) < 0 ||
+	    get_uint(x, at, amt, "settle_ms", false, 0, 600000, &pr->settle_ms) < 0 ||
+	    get_choice(x, at, amt, "unprovision_reply", false, replies, &pr->unprovision_reply) <
+		0 ||
+	    get_choice(x, at, amt, "commit_restart", false, restarts, &pr->commit_restart) < 0 ||
+	    get_file(x, at, amt, "tls_cert", pr->tls_cert, sizeof(pr->tls_cert)) < 0 ||
+	    get_file(x, at, amt, "tls_key", pr->tls_key, sizeof(pr->tls_key)) < 0)
+		return -1;
+	if (!pr->tls_cert[0] != !pr->tls_key[0]) {
+		struct path pm = path_join(at, pr->tls_cert[0] ? "tls_key" : "tls_cert");
+
+		return fail(x, &pm, "missing (amt.tls_cert and amt.tls_key go together)");
+	}
+	if (!pr->digest_realm[0])
+		default_realm(pr->uuid, pr->digest_realm, sizeof(pr->digest_realm));
+	else if (strpbrk(pr->digest_realm, "\"\\\r\n"))
+		return fail(x, &pr_, "must not contain quotes, backslashes or line breaks");
+	if (admin[0]) {
+		if (pr->control_mode == AMTHI_CONTROL_NONE)
+			return fail(x, &pa, "only for a provisioned machine (control_mode ccm or acm)");
+		sim_digest_ha1("admin", pr->digest_realm, admin, pr->admin_ha1);
+	}
+	return 0;
+}
+
 static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 {
 	static const char *const keys[] = {"operational",
@@ -667,6 +774,14 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 					   "power_policy",
 					   "cert_hashes",
 					   "local_system_account",
+					   "tls_enforced",
+					   "digest_realm",
+					   "admin_password",
+					   "settle_ms",
+					   "unprovision_reply",
+					   "commit_restart",
+					   "tls_cert",
+					   "tls_key",
 					   NULL};
 	static const char *const states[] = {"pre", "in", "post", NULL};
 	static const char *const modes[] = {"none", "ccm", "acm", NULL};
@@ -711,7 +826,7 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 	if (!pr->lan[0].present)
 		return fail(x, &pw, "missing");
 	pr->legacy_mode = legacy;
-	return 0;
+	return load_provisioning(x, &p, o, pr);
 }
 
 static int load_faults(struct ctx *x, json_object *root, struct sim_profile *pr)
@@ -798,8 +913,12 @@ int sim_profile_load(const char *path, struct sim_profile *pr, char *err, size_t
 {
 	static const char *const keys[] = {"description", "clients", "sysfs",
 					   "amt",         "faults",  NULL};
-	struct ctx x = {.file = path, .err = err, .errlen = errlen};
 	const char *slash = strrchr(path, '/');
+	struct ctx x = {.file = path,
+			.dir = path,
+			.dir_len = slash ? (size_t)(slash - path) + 1 : 0,
+			.err = err,
+			.errlen = errlen};
 	json_object *root;
 	int r = -1;
 

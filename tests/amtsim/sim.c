@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "apf_fw.h"
 #include "mei.h"
 #include "sim.h"
 #include "wire.h"
@@ -29,7 +30,7 @@ static unsigned long elapsed_ms(const struct timespec *t0)
 	       (unsigned long)((now.tv_nsec - t0->tv_nsec) / 1000000l);
 }
 
-static void sleep_ms(unsigned ms)
+void sim_sleep_ms(unsigned ms)
 {
 	struct timespec until;
 
@@ -63,31 +64,70 @@ const char *sim_client_name(enum amtsim_client client)
 
 /* ---- faults ---- */
 
-struct fault_word {
-	const char *word;
-	char sep; /* '=' for counts and times, '@' for the N-th AMTHI request */
-	int kind; /* enum sim_fault_kind for '@'; an index into the setters for '=' */
-	unsigned max;
+/* How a fault word takes its value. */
+enum fault_value {
+	VAL_COUNT,      /* WORD=N: a setting */
+	VAL_AT,         /* WORD@N: fires once, on the N-th request */
+	VAL_FLAG,       /* WORD */
+	VAL_FLAG_COUNT, /* WORD or WORD=N */
+	VAL_TEXT,       /* WORD=TEXT */
 };
 
-enum { SET_BUSY, SET_NOT_READY, SET_LATENCY, SET_READY_AFTER };
+enum fault_setting {
+	SET_BUSY,
+	SET_NOT_READY,
+	SET_LATENCY,
+	SET_READY_AFTER,
+	SET_CHANNEL_REFUSED,
+	SET_SESSION_ENDS,
+	SET_WRONG_REALM,
+	SET_RESET_BEFORE_SETUP,
+	SET_RESET_DURING_SETUP,
+	SET_SETUP_RETURN,
+	SET_SOAP_FAULT,
+	SET_WSMAN_LATENCY,
+	SET_SETTLE,
+	SET_COMMIT_RESTART,
+};
+
+struct fault_word {
+	const char *word;
+	enum fault_value value;
+	int kind; /* enum sim_fault_kind for VAL_AT, enum fault_setting otherwise */
+	unsigned max;
+	const char *text; /* what VAL_TEXT takes, for the error message */
+};
 
 static const struct fault_word fault_words[] = {
-    {"busy", '=', SET_BUSY, 1000000u},
-    {"not-ready", '=', SET_NOT_READY, 1000000u},
-    {"latency", '=', SET_LATENCY, 60000u},
-    {"ready-after", '=', SET_READY_AFTER, 600000u},
-    {"reset", '@', SIM_FAULT_RESET, 1000000u},
-    {"no-reply", '@', SIM_FAULT_NO_REPLY, 1000000u},
-    {"truncate", '@', SIM_FAULT_TRUNCATE, 1000000u},
-    {"oversize", '@', SIM_FAULT_OVERSIZE, 1000000u},
-    {"huge", '@', SIM_FAULT_HUGE, 1000000u},
-    {"wrong-echo", '@', SIM_FAULT_WRONG_ECHO, 1000000u},
+    {"busy", VAL_COUNT, SET_BUSY, 1000000u, NULL},
+    {"not-ready", VAL_COUNT, SET_NOT_READY, 1000000u, NULL},
+    {"latency", VAL_COUNT, SET_LATENCY, 60000u, NULL},
+    {"ready-after", VAL_COUNT, SET_READY_AFTER, 600000u, NULL},
+    {"reset", VAL_AT, SIM_FAULT_RESET, 1000000u, NULL},
+    {"no-reply", VAL_AT, SIM_FAULT_NO_REPLY, 1000000u, NULL},
+    {"truncate", VAL_AT, SIM_FAULT_TRUNCATE, 1000000u, NULL},
+    {"oversize", VAL_AT, SIM_FAULT_OVERSIZE, 1000000u, NULL},
+    {"huge", VAL_AT, SIM_FAULT_HUGE, 1000000u, NULL},
+    {"wrong-echo", VAL_AT, SIM_FAULT_WRONG_ECHO, 1000000u, NULL},
+    {"channel-refused", VAL_FLAG_COUNT, SET_CHANNEL_REFUSED, 255u, NULL},
+    {"session-ends-after-close", VAL_FLAG, SET_SESSION_ENDS, 0, NULL},
+    {"lme-disconnect", VAL_AT, SIM_FAULT_LME_DISCONNECT, 1000000u, NULL},
+    {"reset-before-setup", VAL_FLAG, SET_RESET_BEFORE_SETUP, 0, NULL},
+    {"reset-during-setup", VAL_FLAG, SET_RESET_DURING_SETUP, 0, NULL},
+    {"setup-return", VAL_COUNT, SET_SETUP_RETURN, 1000000u, NULL},
+    {"soap-fault", VAL_TEXT, SET_SOAP_FAULT, 0, "METHOD"},
+    {"wrong-realm", VAL_FLAG, SET_WRONG_REALM, 0, NULL},
+    {"wsman-latency", VAL_COUNT, SET_WSMAN_LATENCY, 60000u, NULL},
+    {"settle", VAL_COUNT, SET_SETTLE, 600000u, NULL},
+    {"commit-restart", VAL_TEXT, SET_COMMIT_RESTART, 0, "after|before|none"},
 };
 
 #define FAULT_WORDS_HELP                                                                           \
 	"busy=N, not-ready=N, latency=MS, ready-after=MS, reset@N, no-reply@N, truncate@N, "       \
-	"oversize@N, huge@N, wrong-echo@N"
+	"oversize@N, huge@N, wrong-echo@N, channel-refused[=REASON], session-ends-after-close, "   \
+	"lme-disconnect@N, reset-before-setup, reset-during-setup, setup-return=N, "               \
+	"soap-fault=METHOD, wrong-realm, wsman-latency=MS, settle=MS, "                            \
+	"commit-restart=after|before|none"
 
 static int parse_number(const char *s, unsigned max, unsigned *out)
 {
@@ -106,35 +146,163 @@ static int parse_number(const char *s, unsigned max, unsigned *out)
 	return 0;
 }
 
+/* A method name: letters, digits, '_' and '.', as in "Setup" or "AMT_GeneralSettings.Get". */
+static bool is_method_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > SIM_METHOD_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+static int commit_restart_value(const char *s)
+{
+	if (strcmp(s, "none") == 0)
+		return SIM_COMMIT_KEEP;
+	if (strcmp(s, "after") == 0)
+		return SIM_COMMIT_RESTART_AFTER;
+	if (strcmp(s, "before") == 0)
+		return SIM_COMMIT_RESTART_BEFORE;
+	return -1;
+}
+
+static const struct fault_word *find_fault_word(const char *spec, size_t wlen)
+{
+	for (size_t i = 0; i < sizeof(fault_words) / sizeof(fault_words[0]); i++)
+		if (strlen(fault_words[i].word) == wlen &&
+		    strncmp(fault_words[i].word, spec, wlen) == 0)
+			return &fault_words[i];
+	return NULL;
+}
+
+/* "write it as ..." for a word used with the wrong separator. */
+static void fault_form(const struct fault_word *fw, char *out, size_t cap)
+{
+	switch (fw->value) {
+	case VAL_COUNT:
+		snprintf(out, cap, "%s=N", fw->word);
+		break;
+	case VAL_AT:
+		snprintf(out, cap, "%s@N", fw->word);
+		break;
+	case VAL_FLAG:
+		snprintf(out, cap, "%s", fw->word);
+		break;
+	case VAL_FLAG_COUNT:
+		snprintf(out, cap, "%s or %s=N", fw->word, fw->word);
+		break;
+	case VAL_TEXT:
+		snprintf(out, cap, "%s=%s", fw->word, fw->text);
+		break;
+	}
+}
+
+static bool separator_fits(const struct fault_word *fw, char sep)
+{
+	switch (fw->value) {
+	case VAL_COUNT:
+	case VAL_TEXT:
+		return sep == '=';
+	case VAL_AT:
+		return sep == '@';
+	case VAL_FLAG:
+		return sep == '\0';
+	case VAL_FLAG_COUNT:
+		return sep == '\0' || sep == '=';
+	}
+	return false;
+}
+
+/* Switch setting KIND on with N (numbers) or TEXT. m->lock held. */
+static void apply_setting(struct amtsim *m, int kind, unsigned n, const char *text)
+{
+	switch (kind) {
+	case SET_BUSY:
+		m->busy_left = n;
+		break;
+	case SET_NOT_READY:
+		m->not_ready_upto = n;
+		break;
+	case SET_LATENCY:
+		m->latency_ms = n;
+		break;
+	case SET_READY_AFTER:
+		m->ready_after_ms = n;
+		break;
+	case SET_CHANNEL_REFUSED:
+		m->channel_refused = n ? n : APF_OPEN_FAILURE_CONNECT_FAILED;
+		break;
+	case SET_SESSION_ENDS:
+		m->session_ends_after_close = true;
+		break;
+	case SET_WRONG_REALM:
+		m->wrong_realm = true;
+		break;
+	case SET_RESET_BEFORE_SETUP:
+		m->reset_before_setup = true;
+		break;
+	case SET_RESET_DURING_SETUP:
+		m->reset_during_setup = true;
+		break;
+	case SET_SETUP_RETURN:
+		m->setup_return_set = true;
+		m->setup_return = n;
+		break;
+	case SET_SOAP_FAULT:
+		snprintf(m->soap_faults[m->soap_fault_count++], SIM_METHOD_MAX + 1, "%s", text);
+		break;
+	case SET_WSMAN_LATENCY:
+		m->wsman_latency_ms = n;
+		break;
+	case SET_SETTLE:
+		m->p.settle_ms = n;
+		break;
+	case SET_COMMIT_RESTART:
+		m->p.commit_restart = (uint32_t)commit_restart_value(text);
+		break;
+	default:
+		break;
+	}
+}
+
 int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen)
 {
 	size_t wlen = strcspn(spec, "=@");
-	const struct fault_word *fw = NULL;
-	unsigned n;
+	const struct fault_word *fw = find_fault_word(spec, wlen);
+	const char *value = spec[wlen] ? spec + wlen + 1 : "";
+	char form[96];
+	unsigned n = 0;
 
-	for (size_t i = 0; i < sizeof(fault_words) / sizeof(fault_words[0]); i++) {
-		if (strlen(fault_words[i].word) == wlen &&
-		    strncmp(fault_words[i].word, spec, wlen) == 0) {
-			fw = &fault_words[i];
-			break;
-		}
-	}
 	if (!fw) {
 		snprintf(err, errlen, "fault '%s': unknown (known: %s)", spec, FAULT_WORDS_HELP);
 		return -1;
 	}
-	if (spec[wlen] != fw->sep) {
-		snprintf(err, errlen, "fault '%s': write it as %s%cN", spec, fw->word, fw->sep);
+	fault_form(fw, form, sizeof(form));
+	if (!separator_fits(fw, spec[wlen])) {
+		snprintf(err, errlen, "fault '%s': write it as %s", spec, form);
 		return -1;
 	}
-	if (parse_number(spec + wlen + 1, fw->max, &n) < 0 || (fw->sep == '@' && n == 0)) {
+	if (fw->value == VAL_TEXT) {
+		if ((fw->kind == SET_SOAP_FAULT && !is_method_name(value)) ||
+		    (fw->kind == SET_COMMIT_RESTART && commit_restart_value(value) < 0)) {
+			snprintf(err, errlen, "fault '%s': write it as %s", spec, form);
+			return -1;
+		}
+	} else if (spec[wlen] != '\0' &&
+		   (parse_number(value, fw->max, &n) < 0 ||
+		    ((fw->value == VAL_AT || fw->value == VAL_FLAG_COUNT) && n == 0))) {
 		snprintf(err, errlen, "fault '%s': the number must be %s%u", spec,
-			 fw->sep == '@' ? "between 1 and " : "at most ", fw->max);
+			 fw->value == VAL_COUNT ? "at most " : "between 1 and ", fw->max);
 		return -1;
 	}
 
 	pthread_mutex_lock(&m->lock);
-	if (fw->sep == '@') {
+	if (fw->value == VAL_AT) {
 		if (m->fault_count == SIM_MAX_FAULTS) {
 			pthread_mutex_unlock(&m->lock);
 			snprintf(err, errlen, "fault '%s': more than %u request faults", spec,
@@ -142,30 +310,20 @@ int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen)
 			return -1;
 		}
 		m->faults[m->fault_count++] = (struct sim_fault){.kind = fw->kind, .at = n};
+	} else if (fw->kind == SET_SOAP_FAULT && m->soap_fault_count == SIM_MAX_SOAP_FAULTS) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "fault '%s': more than %u soap-fault words", spec,
+			 SIM_MAX_SOAP_FAULTS);
+		return -1;
 	} else {
-		switch (fw->kind) {
-		case SET_BUSY:
-			m->busy_left = n;
-			break;
-		case SET_NOT_READY:
-			m->not_ready_upto = n;
-			break;
-		case SET_LATENCY:
-			m->latency_ms = n;
-			break;
-		case SET_READY_AFTER:
-			m->ready_after_ms = n;
-			break;
-		default:
-			break;
-		}
+		apply_setting(m, fw->kind, n, value);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
 /* Take the request fault of KIND armed for request N, if any (each fires once). */
-static bool take_fault(struct amtsim *m, enum sim_fault_kind kind, unsigned n)
+bool sim_take_fault(struct amtsim *m, enum sim_fault_kind kind, unsigned n)
 {
 	for (unsigned i = 0; i < m->fault_count; i++) {
 		if (m->faults[i].kind == kind && m->faults[i].at == n) {
@@ -174,6 +332,11 @@ static bool take_fault(struct amtsim *m, enum sim_fault_kind kind, unsigned n)
 		}
 	}
 	return false;
+}
+
+static bool take_fault(struct amtsim *m, enum sim_fault_kind kind, unsigned n)
+{
+	return sim_take_fault(m, kind, n);
 }
 
 static bool me_ready(struct amtsim *m)
@@ -197,6 +360,21 @@ struct amtsim *amtsim_new(const char *profile_path, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&m->lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &m->t0);
+	m->operational_since = m->t0;
+	if (sim_wsman_init(m) < 0) {
+		snprintf(err, errlen, "cannot set up the WS-Man server (random source?)");
+		amtsim_free(m);
+		return NULL;
+	}
+	if (m->p.tls_cert[0] && m->p.tls_key[0] &&
+	    amtsim_set_tls(m, m->p.tls_cert, m->p.tls_key, err, errlen) < 0) {
+		amtsim_free(m);
+		return NULL;
+	}
+	snprintf(m->admin_ha1, sizeof(m->admin_ha1), "%s", m->p.admin_ha1);
+	sim_config_nonce(m->config_nonce, sizeof(m->config_nonce));
+	snprintf(m->wrong_realm_text, sizeof(m->wrong_realm_text), "%s-CHALLENGE",
+		 m->p.digest_realm);
 	for (unsigned i = 0; i < m->p.fault_count; i++) {
 		const char *slash = strrchr(profile_path, '/');
 		char ferr[256];
@@ -216,7 +394,11 @@ void amtsim_free(struct amtsim *m)
 {
 	if (!m)
 		return;
+	sim_wsman_stop(m);
 	pthread_mutex_destroy(&m->lock);
+	free(m->state_path);
+	free(m->tls_cert_pem);
+	free(m->tls_key_pem);
 	free(m);
 }
 
@@ -268,7 +450,7 @@ const char *amtsim_sysfs_attr(struct amtsim *m, const char *attr)
 /* Keep efd readable exactly while there is something for the reader. c->lock held. */
 static void conn_update_fd(struct amtsim_conn *c)
 {
-	bool want = c->head != NULL || c->reset;
+	bool want = c->head != NULL || c->reset || c->ending;
 	uint64_t v = 1;
 
 	if (want && !c->signalled) {
@@ -303,7 +485,7 @@ int sim_conn_push(struct amtsim_conn *c, const uint8_t *buf, size_t len)
 	memcpy(msg->data, buf, len);
 
 	pthread_mutex_lock(&c->lock);
-	if (c->reset) {
+	if (c->reset || c->ending) {
 		free(msg);
 	} else {
 		if (c->tail)
@@ -326,6 +508,37 @@ void sim_reset_conns(struct amtsim *m, enum amtsim_client client)
 		c->reset = true;
 		conn_clear_queue(c);
 		conn_update_fd(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+/* No more messages on C: what is queued is delivered, then C reads as reset. */
+static void conn_end(struct amtsim_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->ending = true;
+	if (!c->head)
+		c->reset = true;
+	conn_update_fd(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void sim_disconnect_lme(struct amtsim *m, uint32_t reason)
+{
+	uint8_t msg[16];
+	size_t len = apf_encode_disconnect(msg, sizeof(msg), reason);
+
+	for (struct amtsim_conn *c = m->conns; c; c = c->next) {
+		if (c->client != AMTSIM_CLIENT_LME)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (!c->reset && !c->ending) {
+			m->stats.apf_disconnects++;
+			pthread_mutex_unlock(&c->lock);
+			(void)sim_conn_push(c, msg, len);
+			conn_end(c);
+			continue;
+		}
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -362,6 +575,73 @@ static int connect_refusal(struct amtsim *m, enum amtsim_client client)
 		return EBUSY;
 	}
 	return 0;
+}
+
+/* ---- LME: one APF session per connection ---- */
+
+static int lme_send_to_host(void *ctx, const uint8_t *msg, size_t len)
+{
+	return sim_conn_push(ctx, msg, len);
+}
+
+static int lme_open_service(void *ctx, uint16_t port)
+{
+	struct amtsim_conn *c = ctx;
+
+	return sim_wsman_open_channel(c->m, port);
+}
+
+/* The firmware's APF configuration for a new session. m->lock held. */
+static void lme_config(struct amtsim *m, const struct amtsim_conn *c, struct apf_fw_config *cfg)
+{
+	*cfg = (struct apf_fw_config){
+	    .tls_enforced = m->p.tls_enforced,
+	    .close_session_after_channel_close =
+		m->p.lme_session_ends_after_close || m->session_ends_after_close,
+	    .version_first = m->p.lme_version_first,
+	    .max_msg_length = c->max_msg_length,
+	    .refuse_open_reason = m->channel_refused,
+	};
+	memcpy(cfg->uuid, m->p.uuid, sizeof(cfg->uuid));
+}
+
+/* Add the counters of an APF session to S. */
+static void add_apf_stats(struct amtsim_stats *s, const struct apf_fw_stats *a)
+{
+	s->apf_handshakes += a->handshake_done ? 1u : 0u;
+	s->apf_channels += a->channels_opened;
+	s->apf_channels_refused += a->channels_refused;
+	s->apf_protocol_errors += a->protocol_errors;
+}
+
+/* Stop C's APF session (its pump joined) and keep its counters. Not under m->lock. */
+static void lme_retire(struct amtsim_conn *c)
+{
+	struct amtsim *m = c->m;
+	struct apf_fw_stats st;
+	struct apf_fw *fw;
+
+	pthread_mutex_lock(&m->lock);
+	fw = c->apf;
+	c->apf = NULL;
+	if (fw) {
+		apf_fw_get_stats(fw, &st);
+		add_apf_stats(&m->stats, &st);
+	}
+	pthread_mutex_unlock(&m->lock);
+	apf_fw_free(fw);
+}
+
+void sim_live_apf_stats(struct amtsim *m, struct amtsim_stats *out)
+{
+	for (struct amtsim_conn *c = m->conns; c; c = c->next) {
+		struct apf_fw_stats st;
+
+		if (!c->apf)
+			continue;
+		apf_fw_get_stats(c->apf, &st);
+		add_apf_stats(out, &st);
+	}
 }
 
 int amtsim_connect(struct amtsim *m, const uint8_t guid[16], struct amtsim_conn **out,
@@ -402,13 +682,31 @@ int amtsim_connect(struct amtsim *m, const uint8_t guid[16], struct amtsim_conn 
 		free(c);
 		return r;
 	}
-	m->stats.connects[client]++;
 	c->max_msg_length = m->p.client[client].max_msg_length;
+	if (client == AMTSIM_CLIENT_LME) {
+		struct apf_fw_config cfg;
+		const struct apf_fw_ops ops = {
+		    .ctx = c, .send_to_host = lme_send_to_host, .open_service = lme_open_service};
+
+		lme_config(m, c, &cfg);
+		c->apf = apf_fw_new(&cfg, &ops);
+		if (!c->apf) {
+			m->stats.refused[client]++;
+			pthread_mutex_unlock(&m->lock);
+			pthread_mutex_destroy(&c->lock);
+			close(c->efd);
+			free(c);
+			return ENOMEM;
+		}
+	}
+	m->stats.connects[client]++;
 	*max_msg_length = c->max_msg_length;
 	*protocol_version = m->p.client[client].protocol_version;
 	c->next = m->conns;
 	m->conns = c;
 	pthread_mutex_unlock(&m->lock);
+	if (c->apf && apf_fw_start(c->apf) != 0)
+		conn_end(c);
 	*out = c;
 	return 0;
 }
@@ -428,6 +726,8 @@ void amtsim_disconnect(struct amtsim_conn *c)
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
+	/* The pump may be pushing to C right now: it is joined before C goes. */
+	lme_retire(c);
 	conn_clear_queue(c);
 	pthread_mutex_destroy(&c->lock);
 	close(c->efd);
@@ -444,12 +744,13 @@ int amtsim_conn_fd(const struct amtsim_conn *c)
 	return c->efd;
 }
 
+/* Reset, or ending: the firmware takes nothing more on C. */
 static bool conn_is_reset(struct amtsim_conn *c)
 {
 	bool reset;
 
 	pthread_mutex_lock(&c->lock);
-	reset = c->reset;
+	reset = c->reset || c->ending;
 	pthread_mutex_unlock(&c->lock);
 	return reset;
 }
@@ -540,6 +841,40 @@ static int amthi_message(struct amtsim *m, struct amtsim_conn *c, const uint8_t 
 	return r;
 }
 
+/*
+ * One host message for the APF session. The session lives on this connection's thread alone,
+ * so it is used without m->lock (its counters are read under m->lock, with its own lock).
+ */
+static int lme_message(struct amtsim_conn *c, const uint8_t *buf, size_t len)
+{
+	struct amtsim *m = c->m;
+	bool restart = false;
+	int r;
+
+	pthread_mutex_lock(&m->lock);
+	if (conn_is_reset(c)) {
+		pthread_mutex_unlock(&m->lock);
+		return ENODEV;
+	}
+	/* After CommitChanges: the host closing its channel finds the network stack restarted. */
+	if (m->restart_lme_on_close && buf[0] == APF_CHANNEL_CLOSE) {
+		m->restart_lme_on_close = false;
+		sim_reset_conns(m, AMTSIM_CLIENT_LME);
+		restart = true;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (restart || !c->apf)
+		return restart ? 0 : ENODEV;
+
+	r = apf_fw_input(c->apf, buf, len);
+	if (r != 0) {
+		/* The session is over: what it queued (DISCONNECT, CHANNEL_CLOSE) goes out first. */
+		conn_end(c);
+		lme_retire(c);
+	}
+	return 0;
+}
+
 int amtsim_send(struct amtsim_conn *c, const uint8_t *buf, size_t len)
 {
 	struct amtsim *m = c->m;
@@ -559,7 +894,9 @@ int amtsim_send(struct amtsim_conn *c, const uint8_t *buf, size_t len)
 	m->stats.firmware_us += (unsigned long)latency * 1000ul;
 	pthread_mutex_unlock(&m->lock);
 
-	sleep_ms(latency);
+	sim_sleep_ms(latency);
+	if (c->client == AMTSIM_CLIENT_LME)
+		return lme_message(c, buf, len);
 
 	pthread_mutex_lock(&m->lock);
 	if (conn_is_reset(c)) {
@@ -573,11 +910,6 @@ int amtsim_send(struct amtsim_conn *c, const uint8_t *buf, size_t len)
 		if (rlen > 0)
 			r = sim_conn_push(c, reply, rlen);
 	}
-	/*
-	 * LME: the connect is accepted and messages are taken without an answer. APF comes later:
-	 * a session handler will push its messages with sim_conn_push, from its own thread when
-	 * the firmware speaks first.
-	 */
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }
@@ -592,6 +924,8 @@ int amtsim_recv(struct amtsim_conn *c, uint8_t *buf, size_t cap, size_t *len, bo
 	*more = false;
 	pthread_mutex_lock(&c->lock);
 	msg = c->head;
+	if (!msg && c->ending)
+		c->reset = true;
 	if (c->reset) {
 		r = ENODEV;
 	} else if (!msg) {
@@ -608,8 +942,10 @@ int amtsim_recv(struct amtsim_conn *c, uint8_t *buf, size_t cap, size_t *len, bo
 			*more = true;
 		} else {
 			c->head = msg->next;
-			if (!c->head)
+			if (!c->head) {
 				c->tail = NULL;
+				c->reset = c->ending;
+			}
 			free(msg);
 		}
 		conn_update_fd(c);

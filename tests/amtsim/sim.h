@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internals of the emulator core, shared by sim.c (machine, connections, faults), profile.c
- * (loading), amthi_fw.c (the AMTHI firmware side), watchdog_fw.c and stats.c. Not for front
- * ends: they use amtsim.h only.
+ * (loading), machine.c (the provisioning state and its file), amthi_fw.c (the AMTHI firmware
+ * side), watchdog_fw.c, wsman_fw.c (the WS-Man server behind APF channels) and stats.c. Not for
+ * front ends: they use amtsim.h only.
+ *
+ * Locks, in the order they may be taken: m->lock (the machine), then an APF session's own lock
+ * (apf_fw.c), then conn->lock (a queue). The WS-Man server's lock (wsman_fw.c) is taken only
+ * under an APF session's lock (open_service) or alone, never with m->lock held.
  */
 #pragma once
 
@@ -14,6 +19,9 @@
 
 #include "amtsim.h"
 
+struct apf_fw;
+struct sim_wsman;
+
 #define SIM_MAX_VERSIONS   50u /* rpc-go's table holds 50 */
 #define SIM_MAX_HASHES     33u
 #define SIM_MAX_FW_VER     3u
@@ -22,6 +30,11 @@
 #define SIM_MAX_COMMANDS   64u /* distinct AMTHI command codes counted */
 #define SIM_NAME_MAX       255u
 #define SIM_FAULT_SPEC_MAX 64u
+#define SIM_REALM_MAX      127u
+#define SIM_HA1_HEX        32u /* MD5 in lower-case hex */
+#define SIM_MAX_SOAP_FAULTS 8u
+#define SIM_METHOD_MAX     63u
+#define SIM_MAX_METHODS    32u /* distinct WS-Man methods counted */
 
 struct sim_client_cfg {
 	bool present;
@@ -38,6 +51,8 @@ struct sim_lan {
 	uint8_t dhcp_mode; /* 0 none (static), 1 active, 2 passive */
 	uint8_t link;      /* 1 up, 0 down */
 	uint8_t mac[6];
+	uint32_t lease_ipv4;     /* with DHCP and no address: what AMT gets once operational */
+	uint32_t lease_after_ms; /* ... this long after it became operational */
 };
 
 struct sim_cert_hash {
@@ -50,9 +65,22 @@ struct sim_cert_hash {
 	char name[SIM_NAME_MAX + 1];
 };
 
+/* What the firmware does to its network stack after CommitChanges (TLS-enforcing firmware). */
+enum sim_commit_restart {
+	SIM_COMMIT_KEEP,           /* nothing: the connection closes as any other */
+	SIM_COMMIT_RESTART_AFTER,  /* the reply goes out, then the LME sessions are reset */
+	SIM_COMMIT_RESTART_BEFORE, /* the LME sessions are reset before the reply is sent */
+};
+
+/* Unprovision's SUCCESS reply: the status alone, or the status and a u32 (sources disagree). */
+enum sim_unprovision_reply {
+	SIM_UNPROVISION_STATUS,
+	SIM_UNPROVISION_STATE,
+};
+
 /*
  * A machine as loaded from its profile. The emulator keeps one copy per machine and changes it
- * as firmware would (operational state today; provisioning state in later issues).
+ * as firmware would (operational state, control mode, provisioning state).
  */
 struct sim_profile {
 	char description[512];
@@ -95,6 +123,20 @@ struct sim_profile {
 	char lsa_password[33];
 	unsigned lsa_trailing_pad; /* 0 or 2 bytes after user[33] pass[33] (sources disagree) */
 
+	/* LME (APF): clients.lme */
+	bool lme_session_ends_after_close; /* end the APF session when a channel is closed */
+	bool lme_version_first;            /* PROTOCOL_VERSION is sent before the host's */
+
+	/* WS-Man and provisioning */
+	bool tls_enforced; /* TLS on local ports: amt.tls_enforced, else watchdog bit 6 */
+	char digest_realm[SIM_REALM_MAX + 1];
+	char admin_ha1[SIM_HA1_HEX + 1]; /* from amt.admin_password; "" when none */
+	uint32_t settle_ms;              /* "in" after Unprovision, before "pre" */
+	uint32_t unprovision_reply;      /* enum sim_unprovision_reply */
+	uint32_t commit_restart;         /* enum sim_commit_restart */
+	char tls_cert[4096];             /* PEM files (paths), "" when not in the profile */
+	char tls_key[4096];
+
 	unsigned fault_count;
 	char faults[SIM_MAX_FAULTS][SIM_FAULT_SPEC_MAX];
 };
@@ -109,11 +151,12 @@ enum sim_fault_kind {
 	SIM_FAULT_OVERSIZE,
 	SIM_FAULT_HUGE,
 	SIM_FAULT_WRONG_ECHO,
+	SIM_FAULT_LME_DISCONNECT, /* counts authenticated WS-Man requests, not AMTHI ones */
 };
 
 struct sim_fault {
 	enum sim_fault_kind kind;
-	unsigned at; /* the AMTHI request number it fires on (1-based) */
+	unsigned at; /* the request number it fires on (1-based) */
 };
 
 /* One message queued for the host, read in parts when the reader's buffer is short. */
@@ -138,12 +181,24 @@ struct amtsim_conn {
 	pthread_mutex_t lock;
 	struct sim_msg *head, *tail;
 	bool reset;
+	bool ending;    /* no more messages: what is queued is delivered, then it is reset */
 	bool signalled; /* efd's counter is non-zero */
 	int efd;
+
+	/*
+	 * LME: the APF session the firmware plays on this connection (NULL once it ended). Set
+	 * and cleared under m->lock; used without it only by the connection's own thread.
+	 */
+	struct apf_fw *apf;
 };
 
 struct sim_command_count {
 	uint32_t code;
+	unsigned count;
+};
+
+struct sim_method_count {
+	char name[SIM_METHOD_MAX + 1];
 	unsigned count;
 };
 
@@ -153,6 +208,24 @@ struct amtsim {
 	struct timespec t0;
 	struct amtsim_conn *conns;
 
+	/* provisioning state beyond m->p's control_mode and provisioning_state (machine.c) */
+	char admin_ha1[SIM_HA1_HEX + 1]; /* "" when no admin password is set */
+	bool settling;                   /* "in" after Unprovision, until settle_at */
+	struct timespec settle_at;       /* CLOCK_MONOTONIC */
+	char *state_path;                /* --state FILE, or NULL */
+	char config_nonce[32];           /* IPS_HostBasedSetupService.ConfigurationNonce (base64) */
+	char wrong_realm_text[SIM_REALM_MAX + 16]; /* the challenge's realm under wrong-realm */
+	struct timespec operational_since;         /* CLOCK_MONOTONIC: AMT came up (DHCP lease) */
+
+	/* TLS material for the WS-Man server on TLS-enforcing machines (PEM text) */
+	char *tls_cert_pem;
+	char *tls_key_pem;
+
+	/* the WS-Man server (wsman_fw.c); its own lock */
+	struct sim_wsman *wsman;
+	/* commit_restart "after": the host's next CHANNEL_CLOSE on LME resets the sessions */
+	bool restart_lme_on_close;
+
 	/* faults */
 	unsigned busy_left;      /* AMTHI connects still to refuse with EBUSY */
 	unsigned not_ready_upto; /* AMTHI requests 1..N answer NOT_READY */
@@ -160,12 +233,24 @@ struct amtsim {
 	unsigned ready_after_ms;
 	unsigned fault_count;
 	struct sim_fault faults[SIM_MAX_FAULTS];
+	uint32_t channel_refused;       /* CHANNEL_OPEN_FAILURE reason for every open, or 0 */
+	bool session_ends_after_close;  /* on top of the profile's */
+	bool wrong_realm;               /* the 401 challenge's realm differs (pre-provisioning) */
+	bool reset_before_setup;        /* one-shot */
+	bool reset_during_setup;        /* one-shot */
+	bool setup_return_set;
+	uint32_t setup_return;
+	unsigned soap_fault_count;
+	char soap_faults[SIM_MAX_SOAP_FAULTS][SIM_METHOD_MAX + 1];
+	unsigned wsman_latency_ms;
 
 	/* counters */
 	unsigned amthi_requests;
 	struct amtsim_stats stats;
 	unsigned command_kinds;
 	struct sim_command_count commands[SIM_MAX_COMMANDS];
+	unsigned method_kinds;
+	struct sim_method_count methods[SIM_MAX_METHODS];
 
 	/* amtsim_sysfs_attr's answers */
 	char attr_fw_ver[128];
@@ -175,11 +260,69 @@ struct amtsim {
 	char attr_dev_state[32];
 };
 
-/* Queue a message for the host on C (any thread). 0 or ENOMEM. */
+/* Queue a message for the host on C (any thread). 0 or ENOMEM. Dropped once C is ending. */
 int sim_conn_push(struct amtsim_conn *c, const uint8_t *buf, size_t len);
 
 /* Drop every connection of CLIENT (AMTSIM_CLIENT_COUNT: all): a firmware reset. m->lock held. */
 void sim_reset_conns(struct amtsim *m, enum amtsim_client client);
+
+/*
+ * The firmware ends every LME session with DISCONNECT (REASON): the message is delivered, then
+ * the connection is reset, and nothing else is sent. m->lock held.
+ */
+void sim_disconnect_lme(struct amtsim *m, uint32_t reason);
+
+/* Take the one-shot fault of KIND armed for request N, if any. m->lock held. */
+bool sim_take_fault(struct amtsim *m, enum sim_fault_kind kind, unsigned n);
+
+void sim_sleep_ms(unsigned ms);
+
+/* ---- machine.c: provisioning state, shared by AMTHI and WS-Man; m->lock held ---- */
+
+/* Let time pass: "in" after Unprovision becomes "pre" once the settle time is over. */
+void sim_machine_refresh(struct amtsim *m);
+/* Host-based setup to client control mode with the admin password's HA1 (lower-case hex). */
+void sim_machine_setup(struct amtsim *m, const char *ha1);
+/* CommitChanges: "in" becomes "post". */
+void sim_machine_commit(struct amtsim *m);
+/* Unprovision from client control mode: none, "in" for the settle time, then "pre". */
+void sim_machine_unprovision(struct amtsim *m);
+/* AMT enabled or disabled (SetAmtOperationalState). */
+void sim_machine_set_operational(struct amtsim *m, bool on);
+/* The IPv4 address LAN reports now: its lease once AMT has been up long enough. */
+uint32_t sim_lan_ipv4(const struct amtsim *m, const struct sim_lan *lan);
+/* The realm the 401 challenge names now (the wrong-realm fault bends it). */
+const char *sim_challenge_realm(const struct amtsim *m);
+/* Write --state FILE, if any (atomically); a failure is reported on stderr. */
+void sim_machine_save(struct amtsim *m);
+/* Read FILE into the machine. 0, or -1 with ERR set; a missing file is not an error. */
+int sim_machine_load(struct amtsim *m, const char *path, char *err, size_t errlen);
+/* Lower-case hex MD5 of "USER:REALM:PASSWORD" into OUT[33]. */
+void sim_digest_ha1(const char *user, const char *realm, const char *password, char out[33]);
+/* A fresh ConfigurationNonce (20 random bytes, base64) into OUT (at least 29 bytes). */
+void sim_config_nonce(char *out, size_t cap);
+
+/* Add the counters of the APF sessions still running to OUT. m->lock held. */
+void sim_live_apf_stats(struct amtsim *m, struct amtsim_stats *out);
+
+/* ---- wsman_fw.c: the WS-Man HTTP server ---- */
+
+/* Set up m->wsman (no daemon runs until a channel or the LMS stand-in needs one). 0 or -1. */
+int sim_wsman_init(struct amtsim *m);
+
+/*
+ * The service behind an APF channel to PORT: a connected stream socket whose other end the
+ * WS-Man server serves (TLS on TLS-enforcing machines), or -1 (refused). Called from inside an
+ * APF session (its lock held): takes neither m->lock nor a connection's.
+ */
+int sim_wsman_open_channel(struct amtsim *m, uint16_t port);
+/* The loopback LMS stand-in on 127.0.0.1:PORT (0: any); the port bound in *BOUND. */
+int sim_wsman_serve_lms(struct amtsim *m, uint16_t port, uint16_t *bound, char *err,
+			size_t errlen);
+/* Stop every daemon (their threads are joined). m->lock not held. */
+void sim_wsman_stop(struct amtsim *m);
+/* Count an authenticated request for METHOD. m->lock held. */
+void sim_count_method(struct amtsim *m, const char *method);
 
 /*
  * The AMTHI firmware: answer one request into OUT (the reply before faults are applied).

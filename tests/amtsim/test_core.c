@@ -535,7 +535,7 @@ static void test_connects(void **state)
 	struct amtsim_conn *c = NULL;
 	struct amtsim_stats st;
 	uint32_t max = 0;
-	uint8_t version = 0, buf[16];
+	uint8_t version = 0, buf[64];
 	size_t len;
 	bool more;
 
@@ -554,14 +554,20 @@ static void test_connects(void **state)
 	assert_int_equal(amtsim_conn_client(c), AMTSIM_CLIENT_AMTHI);
 	amtsim_disconnect(c);
 
-	/* LME: connected, and silent until APF is played */
+	/* LME: connected, silent until the host speaks APF; a broken frame ends the session */
 	assert_int_equal(amtsim_connect(m16, MEI_GUID_LME, &c, &max, &version), 0);
 	assert_int_equal(max, 8192);
 	assert_int_equal(version, 4);
 	assert_int_equal(amtsim_conn_client(c), AMTSIM_CLIENT_LME);
-	assert_int_equal(amtsim_send(c, (const uint8_t *)"\xc0", 1), 0);
-	assert_int_equal(amtsim_recv(c, buf, sizeof(buf), &len, &more), EAGAIN);
 	assert_false(readable(amtsim_conn_fd(c)));
+	assert_int_equal(amtsim_send(c, (const uint8_t *)"\xc0", 1), 0);
+	assert_true(readable(amtsim_conn_fd(c)));
+	assert_int_equal(amtsim_recv(c, buf, sizeof(buf), &len, &more), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(buf, "\x01\x00\x00\x00\x02\x00\x00", 7); /* DISCONNECT, protocol error */
+	assert_true(readable(amtsim_conn_fd(c)));
+	assert_int_equal(amtsim_recv(c, buf, sizeof(buf), &len, &more), ENODEV);
+	assert_int_equal(amtsim_send(c, (const uint8_t *)"\xc0", 1), ENODEV);
 	amtsim_disconnect(c);
 
 	amtsim_get_stats(nv, &st);
@@ -573,6 +579,7 @@ static void test_connects(void **state)
 	assert_int_equal(st.connects[AMTSIM_CLIENT_AMTHI], 1);
 	assert_int_equal(st.connects[AMTSIM_CLIENT_LME], 1);
 	assert_int_equal(st.messages[AMTSIM_CLIENT_LME], 1);
+	assert_int_equal(st.apf_protocol_errors, 1);
 
 	amtsim_free(nv);
 	amtsim_free(dis);
@@ -1112,6 +1119,18 @@ static void test_profile_errors(void **state)
 	     "key 'amt.local_system_account.trailing_pad'"},
 	    {"faults", "[\"nope=1\"]", "key 'faults': fault 'nope=1': unknown"},
 	    {"faults", "[3]", "key 'faults[0]'"},
+	    {"amt.digest_realm", "\"Digest:\\\"x\"", "key 'amt.digest_realm': must not contain"},
+	    {"amt.unprovision_reply", "\"u32\"", "key 'amt.unprovision_reply': must be one of"},
+	    {"amt.commit_restart", "\"later\"", "key 'amt.commit_restart': must be one of"},
+	    {"amt.settle_ms", "600001", "key 'amt.settle_ms': must be between"},
+	    {"amt.tls_enforced", "1", "key 'amt.tls_enforced': must be boolean"},
+	    {"amt.tls_cert", "\"amt.pem\"", "key 'amt.tls_key': missing"},
+	    {"amt.tls_key", "\"amt.key\"", "key 'amt.tls_cert': missing"},
+	    {"amt.wired.lease_ipv4", "\"1.2.3\"", "key 'amt.wired.lease_ipv4': not an IPv4"},
+	    {"clients.lme.session_ends_after_close", "\"yes\"",
+	     "key 'clients.lme.session_ends_after_close': must be boolean"},
+	    {"clients.amthi.version_first", "true", "key 'clients.amthi.version_first': unknown"},
+	    {"faults", "[\"commit-restart=soon\"]", "fault 'commit-restart=soon'"},
 	};
 	char err[512];
 
@@ -1128,6 +1147,9 @@ static void test_profile_errors(void **state)
 	assert_string_equal(err, "");
 	/* wireless may be null: no adapter */
 	load_changed("amt.wireless", "null", err, sizeof(err));
+	assert_string_equal(err, "");
+	/* a provisioned machine's admin password */
+	load_changed("amt.admin_password", "\"Adm1n!Pass\"", err, sizeof(err));
 	assert_string_equal(err, "");
 }
 

@@ -35,7 +35,7 @@ static uint32_t set_operational(struct amtsim *m, uint8_t enable)
 	if (!transition_allowed(p->watchdog_state) || !p->has_amt)
 		return AMTHI_STATUS_NOT_PERMITTED;
 	if (p->operational != (enable == 1)) {
-		p->operational = enable == 1;
+		sim_machine_set_operational(m, enable == 1);
 		sim_reset_conns(m, AMTSIM_CLIENT_AMTHI);
 		sim_reset_conns(m, AMTSIM_CLIENT_LME);
 	}

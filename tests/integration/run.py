@@ -148,8 +148,7 @@ class Machine:
         c = self.case
         cmd = [self.args.amtsim, "--profile", os.path.join(PROFILES, c["profile"] + ".json"),
                "--stats", stats_path]
-        if "steps" in c:  # the machine's state carries over from one run to the next
-            cmd += ["--state", self.state_file]
+        cmd += ["--state", self.state_file]  # the machine carries over from run to run
         if c.get("tls"):
             cmd += ["--tls-cert", os.path.join(self.certs, "amt.pem"),
                     "--tls-key", os.path.join(self.certs, "amt.key")]
@@ -157,9 +156,10 @@ class Machine:
             cmd += ["--fault", f]
         return cmd
 
-    def listen(self, stats_path, extra=()):
+    def listen(self, stats_path, extra=(), faults=()):
         sock = os.path.join(self.tmp, "mei.sock")
-        sim = subprocess.Popen(self.sim_command(stats_path) + list(extra) + ["--listen", sock],
+        sim = subprocess.Popen(self.sim_command(stats_path, faults) + list(extra) +
+                               ["--listen", sock],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = sim.stdout.readline()
         if "listening" not in line:
@@ -182,12 +182,19 @@ def expand(arg, m):
             .replace("{ca}", os.path.join(m.certs, "ca.pem")))
 
 
-def run_step(m, step, transport, sock, stats_path):
+def run_step(m, step, transport, stats_path):
+    """One agent run against the machine: its own emulator process, so per-step faults and
+    counters are the step's own; the machine's state carries over through --state."""
     agent_args = [expand(a, m) for a in step["args"]]
-    if transport == "unix":
+    faults = step.get("fault_env", [])
+    if transport == "umockdev":
+        cmd = m.sim_command(stats_path, faults)
+        return run_agent(cmd + ["--run", "--", m.args.agent] + agent_args, step)
+    sim, sock = m.listen(stats_path, faults=faults)
+    try:
         return run_agent([m.args.agent, "--device", "unix:" + sock] + agent_args, step)
-    cmd = m.sim_command(stats_path, step.get("fault_env", []))
-    return run_agent(cmd + ["--run", "--", m.args.agent] + agent_args, step)
+    finally:
+        stop(sim)
 
 
 def run_agent(cmd, step):
@@ -310,7 +317,7 @@ def verify_admin(m, problems):
         stop(sim)
 
 
-def merge_stats(path):
+def load_json(path):
     if not os.path.exists(path):
         return {}
     with open(path) as f:
@@ -324,27 +331,14 @@ def run_case(args, case, tmp):
         with open(path, "w") as f:
             f.write(content)
         os.chmod(path, 0o600)
-    steps = case.get("steps", [case])
     reports, problems = [], []
-    sim = sock = None
-    if args.transport == "unix":
-        sim, sock = m.listen(os.path.join(tmp, "stats.json"))
-    try:
-        for i, step in enumerate(steps):
-            stats_path = os.path.join(tmp, f"stats-{i}.json")
-            if sim:  # one emulator process for all steps: counters of this step by difference
-                before = merge_stats(os.path.join(tmp, "stats.json"))
-            p, elapsed = run_step(m, step, args.transport, sock, stats_path)
-            if sim:
-                stats = diff_stats(merge_stats(os.path.join(tmp, "stats.json")), before)
-            else:
-                stats = merge_stats(stats_path)
-            step_problems = check(case, step, p, stats)
-            reports.append((i, step, p, elapsed, stats, step_problems))
-            problems += [f"step {i + 1}: {x}" for x in step_problems]
-    finally:
-        if sim:
-            stop(sim)
+    for i, step in enumerate(case.get("steps", [case])):
+        stats_path = os.path.join(tmp, f"stats-{i}.json")
+        p, elapsed = run_step(m, step, args.transport, stats_path)
+        stats = load_json(stats_path)
+        step_problems = check(case, step, p, stats)
+        reports.append((i, step, p, elapsed, stats, step_problems))
+        problems += [f"step {i + 1}: {x}" for x in step_problems]
     if case.get("verify_admin"):
         verify_admin(m, problems)
     for pw in saved_passwords(tmp):
@@ -352,15 +346,6 @@ def run_case(args, case, tmp):
             if not step.get("show_password") and (pw in p.stdout or pw in p.stderr):
                 problems.append(f"step {i + 1}: the admin password appears in the output")
     return reports, problems
-
-
-def diff_stats(after, before):
-    if isinstance(after, dict):
-        return {k: diff_stats(v, before.get(k, 0) if isinstance(before, dict) else 0)
-                for k, v in after.items()}
-    if isinstance(after, (int, float)) and isinstance(before, (int, float)):
-        return after - before
-    return after
 
 
 def main():

@@ -1,0 +1,915 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The JSON POST and the retry loop under it, against an in-process libmicrohttpd server on
+ * 127.0.0.1 that follows a script (status, Retry-After, hangs) request by request: success,
+ * retries, Retry-After, the deadline, refusals with the server's message, the same body on
+ * every attempt, TLS with a CA made here (verified, untrusted, insecure), and the backoff's
+ * jitter checked by statistics rather than by timing. No test prints a secret.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "http.h"
+#include "session.h"
+
+#define SECRET "Zq7!x.Pw-8~k"
+#define DOC                                                                                        \
+	"{\"schema\":\"amt-enlist/1\",\"uuid\":\"4c4c4544-0042-3510-8052-b4c04f4a4d32\","          \
+	"\"power_type\":\"amt\",\"power_parameters\":{\"power_address\":\"10.0.0.5\","            \
+	"\"power_user\":\"admin\",\"power_pass\":\"" SECRET "\",\"port\":\"16992\"}}"
+
+/* ---- a scripted server ---- */
+
+struct step {
+	unsigned status;
+	const char *body;
+	const char *retry_after;
+	int hang_ms; /* before answering */
+};
+
+#define MAX_STEPS 8
+
+struct server {
+	struct MHD_Daemon *daemon;
+	uint16_t port;
+	pthread_mutex_t lock;
+	struct step steps[MAX_STEPS]; /* request i gets steps[min(i, n - 1)] */
+	unsigned nsteps;
+	unsigned requests;
+	bool stopping;
+	char first_body[8192];
+	bool body_differs;
+	char method[16], url[256], content_type[128];
+};
+
+struct upload {
+	char data[8192];
+	size_t len;
+};
+
+static void hang(struct server *s, int ms)
+{
+	for (int waited = 0; waited < ms; waited += 10) {
+		bool stop;
+
+		pthread_mutex_lock(&s->lock);
+		stop = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			return;
+		usleep(10000);
+	}
+}
+
+static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char *url,
+			     const char *method, const char *version, const char *upload_data,
+			     size_t *upload_data_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct upload *up = *con_cls;
+	struct MHD_Response *resp;
+	struct step st;
+	const char *ct;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (!up) {
+		up = calloc(1, sizeof(*up));
+		*con_cls = up;
+		return up ? MHD_YES : MHD_NO;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		if (n > sizeof(up->data) - 1 - up->len)
+			n = sizeof(up->data) - 1 - up->len;
+		memcpy(up->data + up->len, upload_data, n);
+		up->len += n;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	up->data[up->len] = '\0';
+	pthread_mutex_lock(&s->lock);
+	st = s->steps[s->requests < s->nsteps ? s->requests : s->nsteps - 1];
+	if (s->requests == 0)
+		snprintf(s->first_body, sizeof(s->first_body), "%s", up->data);
+	else if (strcmp(s->first_body, up->data) != 0)
+		s->body_differs = true;
+	s->requests++;
+	snprintf(s->method, sizeof(s->method), "%s", method);
+	snprintf(s->url, sizeof(s->url), "%s", url);
+	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+	snprintf(s->content_type, sizeof(s->content_type), "%s", ct ? ct : "");
+	pthread_mutex_unlock(&s->lock);
+
+	if (st.hang_ms)
+		hang(s, st.hang_ms);
+	resp = MHD_create_response_from_buffer(strlen(st.body ? st.body : ""),
+					       (void *)(st.body ? st.body : ""),
+					       MHD_RESPMEM_MUST_COPY);
+	if (st.retry_after)
+		MHD_add_response_header(resp, "Retry-After", st.retry_after);
+	if (st.status >= 300 && st.status < 400)
+		MHD_add_response_header(resp, "Location", "/elsewhere");
+	ret = MHD_queue_response(conn, st.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
+/* Thread per connection: a hanging answer must not hold up the next attempt's. */
+static void server_start_with(struct server *s, const char *key_pem, const char *cert_pem)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+	const union MHD_DaemonInfo *info;
+
+	pthread_mutex_init(&s->lock, NULL);
+	if (key_pem)
+		s->daemon = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, serve, s,
+					     MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_HTTPS_MEM_KEY,
+					     key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
+					     MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
+					     MHD_OPTION_END);
+	else
+		s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR,
+					     &sin, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
+					     MHD_OPTION_END);
+	assert_non_null(s->daemon);
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(info);
+	s->port = info->port;
+	assert_true(s->port != 0);
+}
+
+static void server_start(struct server *s)
+{
+	server_start_with(s, NULL, NULL);
+}
+
+static void server_script(struct server *s, unsigned n, ...)
+{
+	va_list ap;
+
+	assert_true(n > 0 && n <= MAX_STEPS);
+	va_start(ap, n);
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < n; i++)
+		s->steps[i] = va_arg(ap, struct step);
+	s->nsteps = n;
+	pthread_mutex_unlock(&s->lock);
+	va_end(ap);
+}
+
+static unsigned server_requests(struct server *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->requests;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+static void server_stop(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_mutex_unlock(&s->lock);
+	MHD_stop_daemon(s->daemon);
+	pthread_mutex_destroy(&s->lock);
+}
+
+static void url_of(const struct server *s, const char *scheme, char *url, size_t cap)
+{
+	snprintf(url, cap, "%s://127.0.0.1:%u/api/enlist", scheme, s->port);
+}
+
+/* Quick retries for tests: the deadline DEADLINE_MS from now. */
+static void test_opts(struct post_opts *o, long deadline_ms)
+{
+	post_opts_default(o);
+	o->connect_timeout_ms = 1000;
+	o->attempt_timeout_ms = 2000;
+	o->backoff_base_ms = 20;
+	o->backoff_max_ms = 100;
+	o->deadline_ms = prov_now_ms() + deadline_ms;
+}
+
+#define STEP(...) ((struct step){__VA_ARGS__})
+
+/* ---- the POST against the scripted server ---- */
+
+static void test_success(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 1, STEP(.status = 201, .body = "{\"ok\":true}"));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(res.http_status, 201);
+	assert_string_equal(s.method, "POST");
+	assert_string_equal(s.url, "/api/enlist");
+	assert_string_equal(s.content_type, "application/json");
+	assert_true(strcmp(s.first_body, DOC) == 0); /* not printed: it holds the password */
+	server_stop(&s);
+}
+
+static void test_500_then_200(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 2, STEP(.status = 500, .body = "oops"), STEP(.status = 200));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(res.attempts, 2);
+	assert_int_equal(res.http_status, 200);
+	assert_int_equal(server_requests(&s), 2);
+	server_stop(&s);
+}
+
+static void test_429_retry_after_seconds(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+	long t0;
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 2, STEP(.status = 429, .retry_after = "1"), STEP(.status = 200));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	t0 = prov_now_ms();
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_true(prov_now_ms() - t0 >= 1000);
+	assert_true(prov_now_ms() - t0 < 3000);
+	assert_int_equal(res.attempts, 2);
+	server_stop(&s);
+}
+
+static void test_503_retry_after_date(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128], date[64];
+	time_t when = time(NULL) + 2;
+	struct tm tm;
+	long t0;
+
+	(void)state;
+	gmtime_r(&when, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	server_start(&s);
+	server_script(&s, 2, STEP(.status = 503, .retry_after = date), STEP(.status = 200));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	t0 = prov_now_ms();
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	/* the date has whole seconds: between 1 and 2 s from when the reply came */
+	assert_true(prov_now_ms() - t0 >= 900);
+	assert_true(prov_now_ms() - t0 < 4000);
+	assert_int_equal(res.attempts, 2);
+	server_stop(&s);
+}
+
+static void test_retry_after_past_deadline(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+	long t0;
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 1, STEP(.status = 503, .retry_after = "3600"));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 5000);
+	t0 = prov_now_ms();
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_DEADLINE);
+	assert_true(prov_now_ms() - t0 < 1000);
+	assert_int_equal(err.code, PROV_E_DEADLINE);
+	assert_non_null(strstr(err.msg, "retry after 3600 s"));
+	assert_non_null(strstr(err.msg, "deadline"));
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(res.http_status, 503);
+	server_stop(&s);
+}
+
+static void test_hang_then_retry(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+	long t0;
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 2, STEP(.status = 200, .hang_ms = 5000), STEP(.status = 200));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	o.attempt_timeout_ms = 500;
+	t0 = prov_now_ms();
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_true(prov_now_ms() - t0 >= 500);
+	assert_true(prov_now_ms() - t0 < 2500);
+	assert_int_equal(res.attempts, 2);
+	server_stop(&s);
+}
+
+/* A bound socket that does not listen: connecting to it is refused. */
+static int refusing_port(uint16_t *port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+static void test_connection_refused_until_deadline(void **state)
+{
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+	uint16_t port;
+	int fd = refusing_port(&port);
+	long t0, took;
+
+	(void)state;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/enlist", port);
+	test_opts(&o, 1500);
+	t0 = prov_now_ms();
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_DEADLINE);
+	took = prov_now_ms() - t0;
+	assert_true(took >= 1400);
+	assert_true(took < 2000);
+	assert_true(res.attempts > 3);
+	assert_int_equal(res.http_status, 0);
+	assert_non_null(strstr(err.msg, "deadline"));
+	assert_non_null(strstr(err.msg, "127.0.0.1"));
+	close(fd);
+}
+
+static void test_deadline_already_passed(void **state)
+{
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+
+	(void)state;
+	test_opts(&o, -1);
+	assert_int_equal(post_json("http://127.0.0.1:9/x", DOC, &o, &res, &err),
+			 PROV_E_DEADLINE);
+	assert_int_equal(res.attempts, 0);
+}
+
+static void test_refused_with_json_error(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 1, STEP(.status = 400, .body = "{\"error\":\"bad uuid\"}"));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
+	assert_int_equal(err.code, PROV_E_SERVER_REFUSED);
+	assert_non_null(strstr(err.msg, "bad uuid"));
+	assert_non_null(strstr(err.msg, "400"));
+	assert_string_equal(res.message, "bad uuid");
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(res.http_status, 400);
+	assert_int_equal(server_requests(&s), 1);
+	server_stop(&s);
+}
+
+static void test_refused_with_text_and_echoed_secret(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 1,
+		      STEP(.status = 422, .body = "\n  bad power_pass " SECRET " \x01\x7f!\nline 2"));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
+	assert_null(strstr(err.msg, SECRET));
+	assert_null(strstr(res.message, SECRET));
+	assert_string_equal(res.message, "bad power_pass [redacted] ?" "?!");
+	assert_null(strstr(err.msg, "line 2"));
+	server_stop(&s);
+}
+
+static void test_redirect_not_followed(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 1, STEP(.status = 302));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
+	assert_non_null(strstr(err.msg, "redirect"));
+	assert_int_equal(server_requests(&s), 1);
+	server_stop(&s);
+}
+
+static void test_same_body_every_attempt(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128];
+
+	(void)state;
+	server_start(&s);
+	server_script(&s, 5, STEP(.status = 500), STEP(.status = 502), STEP(.status = 429),
+		      STEP(.status = 503), STEP(.status = 200));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(res.attempts, 5);
+	assert_int_equal(server_requests(&s), 5);
+	assert_false(s.body_differs);
+	assert_true(strcmp(s.first_body, DOC) == 0);
+	server_stop(&s);
+}
+
+static void test_huge_reply_is_capped(void **state)
+{
+	struct server s = {0};
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+	char url[128], *big = malloc(4 * HTTP_BODY_MAX);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'x', 4 * HTTP_BODY_MAX - 1);
+	big[4 * HTTP_BODY_MAX - 1] = '\0';
+	server_start(&s);
+	server_script(&s, 1, STEP(.status = 400, .body = big));
+	url_of(&s, "http", url, sizeof(url));
+	test_opts(&o, 10000);
+	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
+	assert_true(strlen(res.message) < sizeof(res.message));
+	assert_int_equal(res.attempts, 1);
+	server_stop(&s);
+	free(big);
+}
+
+static void test_unusable_url(void **state)
+{
+	struct post_opts o;
+	struct post_result res;
+	struct prov_error err = {0};
+
+	(void)state;
+	test_opts(&o, 5000);
+	assert_int_equal(post_json("ftp://127.0.0.1/x", DOC, &o, &res, &err), PROV_E_BAD_INPUT);
+	assert_int_equal(res.attempts, 1);
+	assert_int_equal(post_json("", DOC, &o, &res, &err), PROV_E_BAD_INPUT);
+	/* an unreadable CA file fails at once, before any connection */
+	o.cacert = "/nonexistent/amt-enlist-ca.pem";
+	assert_int_equal(post_json("https://127.0.0.1:9/x", DOC, &o, &res, &err),
+			 PROV_E_BAD_INPUT);
+	assert_non_null(strstr(err.msg, "CA file"));
+	assert_int_equal(res.attempts, 0);
+}
+
+/* ---- TLS with a CA made here ---- */
+
+struct pki {
+	char dir[64];
+	char ca_file[128];       /* the CA that signed the server's certificate */
+	char other_ca_file[128]; /* a CA that did not */
+	char *key_pem, *cert_pem;
+};
+
+static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	assert_non_null(ext);
+	assert_int_equal(X509_add_ext(cert, ext, -1), 1);
+	X509_EXTENSION_free(ext);
+}
+
+static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	X509 *x = X509_new();
+	X509_NAME *name;
+	unsigned char serial[8];
+	uint64_t n;
+
+	assert_non_null(x);
+	assert_int_equal(RAND_bytes(serial, sizeof(serial)), 1);
+	serial[0] &= 0x7f;
+	assert_int_equal(X509_set_version(x, 2), 1);
+	memcpy(&n, serial, sizeof(n));
+	ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+	add_ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash");
+	if (issuer) {
+		add_ext(x, issuer, NID_basic_constraints, "CA:FALSE");
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+		add_ext(x, issuer, NID_key_usage, "critical,digitalSignature");
+		add_ext(x, issuer, NID_ext_key_usage, "serverAuth");
+		add_ext(x, issuer, NID_subject_alt_name, "IP:127.0.0.1");
+	} else {
+		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+	}
+	assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	return x;
+}
+
+static char *pem_of(X509 *cert, EVP_PKEY *key)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *copy;
+	long n;
+
+	assert_non_null(b);
+	if (cert)
+		assert_int_equal(PEM_write_bio_X509(b, cert), 1);
+	else
+		assert_int_equal(PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(b, &data);
+	copy = calloc(1, (size_t)n + 1);
+	assert_non_null(copy);
+	memcpy(copy, data, (size_t)n);
+	BIO_free(b);
+	return copy;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void pki_make(struct pki *p)
+{
+	EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *other_key = EVP_EC_gen("P-256");
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *ca, *other, *cert;
+	char *pem;
+
+	assert_non_null(ca_key);
+	assert_non_null(other_key);
+	assert_non_null(key);
+	snprintf(p->dir, sizeof(p->dir), "/tmp/amt-enlist-pki.XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	ca = make_cert(ca_key, "amt-enlist test CA", NULL, NULL);
+	other = make_cert(other_key, "amt-enlist other CA", NULL, NULL);
+	cert = make_cert(key, "127.0.0.1", ca, ca_key);
+	snprintf(p->ca_file, sizeof(p->ca_file), "%s/ca.pem", p->dir);
+	snprintf(p->other_ca_file, sizeof(p->other_ca_file), "%s/other.pem", p->dir);
+	pem = pem_of(ca, NULL);
+	write_text(p->ca_file, pem);
+	free(pem);
+	pem = pem_of(other, NULL);
+	write_text(p->other_ca_file, pem);
+	free(pem);
+	p->cert_pem = pem_of(cert, NULL);
+	p->key_pem = pem_of(NULL, key);
+	X509_free(ca);
+	X509_free(other);
+	X509_free(cert);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(other_key);
+	EVP_PKEY_free(key);
+}
+
+static void pki_free(struct pki *p)
+{
+	unlink(p->ca_file);
+	unlink(p->other_ca_file);
+	rmdir(p->dir);
+	free(p->cert_pem);
+	free(p->key_pem);
+}
+
+static int tls_setup(void **state)
+{
+	struct pki *p = calloc(1, sizeof(*p));
+
+	if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+		free(p);
+		*state = NULL;
+		return 0;
+	}
+	pki_make(p);
+	*state = p;
+	return 0;
+}
+
+static int tls_teardown(void **state)
+{
+	if (*state) {
+		pki_free(*state);
+		free(*state);
+	}
+	return 0;
+}
+
+static void tls_post(void **state, const char *cacert, bool insecure, int expect,
+		     struct prov_error *err, struct post_result *res)
+{
+	struct pki *p = *state;
+	struct server s = {0};
+	struct post_opts o;
+	char url[128];
+
+	server_start_with(&s, p->key_pem, p->cert_pem);
+	server_script(&s, 1, STEP(.status = 200, .body = "{}"));
+	url_of(&s, "https", url, sizeof(url));
+	test_opts(&o, 5000);
+	o.cacert = cacert;
+	o.insecure = insecure;
+	assert_int_equal(post_json(url, DOC, &o, res, err), expect);
+	server_stop(&s);
+}
+
+static void test_tls_verified(void **state)
+{
+	struct pki *p = *state;
+	struct prov_error err = {0};
+	struct post_result res;
+
+	if (!p)
+		skip();
+	tls_post(state, p->ca_file, false, 0, &err, &res);
+	assert_int_equal(res.attempts, 1);
+}
+
+static void test_tls_untrusted(void **state)
+{
+	struct pki *p = *state;
+	struct prov_error err = {0};
+	struct post_result res;
+
+	if (!p)
+		skip();
+	tls_post(state, p->other_ca_file, false, PROV_E_BAD_INPUT, &err, &res);
+	assert_non_null(strstr(err.msg, "TLS"));
+	assert_int_equal(res.attempts, 1); /* retrying would not make it verify */
+	/* the system's CAs do not vouch for it either */
+	memset(&err, 0, sizeof(err));
+	tls_post(state, NULL, false, PROV_E_BAD_INPUT, &err, &res);
+	assert_non_null(strstr(err.msg, "TLS"));
+}
+
+static void test_tls_insecure(void **state)
+{
+	struct pki *p = *state;
+	struct prov_error err = {0};
+	struct post_result res;
+
+	if (!p)
+		skip();
+	tls_post(state, p->other_ca_file, true, 0, &err, &res);
+	assert_int_equal(res.attempts, 1);
+}
+
+/* ---- the pieces ---- */
+
+/* Full jitter: every draw within [0, min(max, base * 2^n)], spread evenly over it. */
+static void test_backoff_jitter(void **state)
+{
+	struct post_opts o;
+	enum { DRAWS = 20000, BINS = 10 };
+
+	(void)state;
+	post_opts_default(&o);
+	o.backoff_base_ms = 100;
+	o.backoff_max_ms = 5000;
+	for (unsigned retry = 0; retry < 12; retry++) {
+		long cap = 100L << retry < 5000 ? 100L << retry : 5000;
+		unsigned bins[BINS] = {0};
+		double sum = 0, chi2 = 0, expected = (double)DRAWS / BINS;
+		long lo = cap, hi = 0;
+
+		for (int i = 0; i < DRAWS; i++) {
+			long d = http_backoff_ms(&o, retry);
+
+			assert_true(d >= 0 && d <= cap);
+			sum += (double)d;
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+			bins[d * BINS / (cap + 1)]++;
+		}
+		/* mean cap/2 within 3%; both ends reached; chi-square over 10 bins (9 degrees of
+		 * freedom: 27.9 is p = 0.001) */
+		assert_true(sum / DRAWS > cap * 0.47 && sum / DRAWS < cap * 0.53);
+		assert_true(lo < cap / 50 + 1);
+		assert_true(hi > cap - cap / 50 - 1);
+		for (int b = 0; b < BINS; b++)
+			chi2 += (bins[b] - expected) * (bins[b] - expected) / expected;
+		assert_true(chi2 < 27.9);
+	}
+	/* no overflow, whatever the retry count; no base: no wait */
+	for (unsigned retry = 30; retry < 5000; retry += 97)
+		assert_true(http_backoff_ms(&o, retry) <= 5000);
+	o.backoff_base_ms = 0;
+	assert_int_equal(http_backoff_ms(&o, 3), 0);
+}
+
+static void test_retry_after_values(void **state)
+{
+	time_t now = 1700000000;
+	char date[64];
+	time_t later = now + 30, earlier = now - 30;
+	struct tm tm;
+
+	(void)state;
+	assert_int_equal(http_retry_after("0", now), 0);
+	assert_int_equal(http_retry_after("120", now), 120);
+	assert_int_equal(http_retry_after("99999999999999", now), 366L * 24 * 3600);
+	assert_int_equal(http_retry_after("", now), -1);
+	assert_int_equal(http_retry_after("soon", now), -1);
+	assert_int_equal(http_retry_after("-5", now), -1);
+	gmtime_r(&later, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	assert_int_equal(http_retry_after(date, now), 30);
+	gmtime_r(&earlier, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	assert_int_equal(http_retry_after(date, now), 0);
+}
+
+static void test_server_messages(void **state)
+{
+	const char *const none[4] = {0};
+	const char *const secret[4] = {"hunter2!", NULL};
+	char out[64], big[3000];
+	const char *b;
+
+	(void)state;
+	b = "{\"error\":\"bad uuid\",\"message\":\"other\"}";
+	http_server_message(b, strlen(b), none, out, sizeof(out));
+	assert_string_equal(out, "bad uuid");
+	b = "{\"message\":\"no such machine\"}";
+	http_server_message(b, strlen(b), none, out, sizeof(out));
+	assert_string_equal(out, "no such machine");
+	b = "{\"error\":{\"code\":3}}\nsecond";
+	http_server_message(b, strlen(b), none, out, sizeof(out));
+	assert_string_equal(out, "{\"error\":{\"code\":3}}");
+	b = "\r\n Not Found\r\n<html>";
+	http_server_message(b, strlen(b), none, out, sizeof(out));
+	assert_string_equal(out, "Not Found");
+	b = "tab\there \xc3\xa9";
+	http_server_message(b, strlen(b), none, out, sizeof(out));
+	assert_string_equal(out, "tab?here ??");
+	b = "{\"error\":\"wrong hunter2! given\"}";
+	http_server_message(b, strlen(b), secret, out, sizeof(out));
+	assert_string_equal(out, "wrong [redacted] given");
+	http_server_message("", 0, none, out, sizeof(out));
+	assert_string_equal(out, "");
+	memset(big, 'a', sizeof(big));
+	http_server_message(big, sizeof(big), none, out, sizeof(out));
+	assert_int_equal(strlen(out), sizeof(out) - 1);
+	/* a secret cut in half by the bound is still not shown in part */
+	memset(big, 'a', sizeof(big));
+	memcpy(big + sizeof(out) - 4, "hunter2!", 8);
+	http_server_message(big, sizeof(big), secret, out, sizeof(out));
+	assert_null(strstr(out, "hunt"));
+}
+
+static void test_url_for_messages(void **state)
+{
+	char out[128];
+
+	(void)state;
+	http_url_for_message("https://user:pw@maas.example:5443/MAAS/x/?token=abc#f", out,
+			     sizeof(out));
+	assert_string_equal(out, "https://maas.example:5443/MAAS/x/");
+	http_url_for_message("http://10.0.0.1/", out, sizeof(out));
+	assert_string_equal(out, "http://10.0.0.1/");
+	http_url_for_message("::::", out, sizeof(out));
+	assert_string_equal(out, "(an unusable URL)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_success),
+		cmocka_unit_test(test_500_then_200),
+		cmocka_unit_test(test_429_retry_after_seconds),
+		cmocka_unit_test(test_503_retry_after_date),
+		cmocka_unit_test(test_retry_after_past_deadline),
+		cmocka_unit_test(test_hang_then_retry),
+		cmocka_unit_test(test_connection_refused_until_deadline),
+		cmocka_unit_test(test_deadline_already_passed),
+		cmocka_unit_test(test_refused_with_json_error),
+		cmocka_unit_test(test_refused_with_text_and_echoed_secret),
+		cmocka_unit_test(test_redirect_not_followed),
+		cmocka_unit_test(test_same_body_every_attempt),
+		cmocka_unit_test(test_huge_reply_is_capped),
+		cmocka_unit_test(test_unusable_url),
+		cmocka_unit_test_setup_teardown(test_tls_verified, tls_setup, tls_teardown),
+		cmocka_unit_test_setup_teardown(test_tls_untrusted, tls_setup, tls_teardown),
+		cmocka_unit_test_setup_teardown(test_tls_insecure, tls_setup, tls_teardown),
+		cmocka_unit_test(test_backoff_jitter),
+		cmocka_unit_test(test_retry_after_values),
+		cmocka_unit_test(test_server_messages),
+		cmocka_unit_test(test_url_for_messages),
+	};
+	int r;
+
+	/* proxies from the environment are honoured by design; these tests talk to 127.0.0.1 */
+	unsetenv("http_proxy");
+	unsetenv("https_proxy");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return r;
+}

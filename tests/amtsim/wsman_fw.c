@@ -1,0 +1,1271 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * AMT's WS-Man server as the emulator plays it: HTTP by libmicrohttpd, one daemon for the APF
+ * channels (each channel's socket goes in with MHD_add_connection; TLS on machines that enforce
+ * it on local ports) and, when asked, one listening on 127.0.0.1 as LMS would. Both answer
+ * POST /wsman with HTTP Digest auth (MD5, qop=auth):
+ *   - the local system account (GetLocalSystemAccount's user and password) only while the
+ *     machine is in pre-provisioning;
+ *   - "admin" with the HA1 that Setup stored (or the profile's admin_password).
+ * The SOAP request is parsed with libxml2 (namespaces honoured) and answered in the shapes AMT
+ * sends (tests/fixtures/wsman/): Transfer Get of AMT_GeneralSettings,
+ * IPS_HostBasedSetupService and AMT_SetupAndConfigurationService; IPS_HostBasedSetupService.
+ * Setup; AMT_SetupAndConfigurationService.CommitChanges and Unprovision. Anything else is a
+ * SOAP fault with HTTP 400. State changes go through machine.c under m->lock, so AMTHI sees
+ * them at once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "mei.h"
+#include "sim.h"
+
+#define NS_SOAP    "http://www.w3.org/2003/05/soap-envelope"
+#define NS_ADDR    "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+#define NS_WSMAN   "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+#define NS_TRUST   "http://schemas.xmlsoap.org/ws/2005/02/trust"
+#define NS_WSS     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+#define NS_CIMBIND "http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd"
+#define NS_COMMON  "http://schemas.dmtf.org/wbem/wscim/1/common"
+#define NS_EVENT   "http://schemas.xmlsoap.org/ws/2004/08/eventing"
+#define NS_XFER    "http://schemas.xmlsoap.org/ws/2004/09/transfer"
+#define NS_ENUM    "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+#define NS_XSI     "http://www.w3.org/2001/XMLSchema-instance"
+
+#define ANONYMOUS     "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
+#define ACTION_GET    NS_XFER "/Get"
+#define ACTION_FAULT  NS_ADDR "/fault"
+#define URI_AMT       "http://intel.com/wbem/wscim/1/amt-schema/1/"
+#define URI_IPS       "http://intel.com/wbem/wscim/1/ips-schema/1/"
+#define URI_GENERAL   URI_AMT "AMT_GeneralSettings"
+#define URI_SETUP_SVC URI_AMT "AMT_SetupAndConfigurationService"
+#define URI_HBS       URI_IPS "IPS_HostBasedSetupService"
+
+#define WSMAN_PATH        "/wsman"
+#define BODY_MAX          (256u * 1024u)
+#define NONCE_TIMEOUT_S   300u
+#define NONCE_NC_SIZE     1024u
+#define CONN_TIMEOUT_S    120u
+#define CONTENT_TYPE_SOAP "application/soap+xml;charset=UTF-8"
+#define ADMIN_USER        "admin"
+
+/* SetupAndConfiguration/HostBasedSetup ReturnValues (PROTOCOL.md section 5). */
+#define RV_SUCCESS       0u
+#define RV_INVALID_STATE 2u
+#define RV_INVALID_PARAM 3u
+
+struct sim_wsman {
+	pthread_mutex_t lock; /* the daemons and the TLS material */
+	struct MHD_Daemon *chan;
+	bool chan_failed; /* said once on stderr; channels are refused */
+	struct MHD_Daemon *lms;
+	uint8_t nonce_seed[32];
+	char opaque[33];
+	unsigned serial; /* reply MessageIDs; under m->lock */
+};
+
+/* ---- small helpers ---- */
+
+static const xmlChar *xc(const char *s)
+{
+	return (const xmlChar *)s;
+}
+
+static void wipe_free(char *p, size_t n)
+{
+	if (p)
+		OPENSSL_cleanse(p, n);
+	free(p);
+}
+
+/* ---- requests ---- */
+
+struct request {
+	char *body;
+	size_t len, cap;
+	bool too_big;
+};
+
+static int request_append(struct request *rq, const char *data, size_t n)
+{
+	if (rq->too_big || n > BODY_MAX - rq->len) {
+		rq->too_big = true;
+		return 0;
+	}
+	if (rq->len + n + 1 > rq->cap) {
+		size_t cap = rq->cap ? rq->cap : 4096;
+		char *p;
+
+		while (cap < rq->len + n + 1)
+			cap *= 2;
+		p = malloc(cap);
+		if (!p)
+			return -1;
+		if (rq->body)
+			memcpy(p, rq->body, rq->len);
+		wipe_free(rq->body, rq->cap);
+		rq->body = p;
+		rq->cap = cap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+	rq->body[rq->len] = '\0';
+	return 0;
+}
+
+/* What a SOAP request asks. Strings point into DOC. */
+struct call {
+	xmlDocPtr doc;
+	char action[512];
+	char resource[512];
+	char message_id[256];
+	xmlNodePtr input; /* the Body's first element, or NULL */
+	char method[64];  /* "Get", or the method of ACTION on RESOURCE */
+	bool via_channel; /* over an APF channel (not the LMS stand-in) */
+};
+
+static bool is_element(xmlNodePtr n, const char *ns, const char *name)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+	       xmlStrEqual(n->ns->href, xc(ns)) && (!name || xmlStrEqual(n->name, xc(name)));
+}
+
+static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
+{
+	for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
+		if (is_element(n, ns, name))
+			return n;
+	return NULL;
+}
+
+static xmlNodePtr first_element(xmlNodePtr parent)
+{
+	for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE)
+			return n;
+	return NULL;
+}
+
+/* The trimmed text of N into OUT; false when absent or too long. */
+static bool node_text(xmlNodePtr n, char *out, size_t cap)
+{
+	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+	const char *s = (const char *)t;
+	size_t len;
+	bool ok = false;
+
+	if (t) {
+		while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+			s++;
+		len = strlen(s);
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+		                   s[len - 1] == '\n'))
+			len--;
+		if (len < cap) {
+			memcpy(out, s, len);
+			out[len] = '\0';
+			ok = true;
+		}
+		OPENSSL_cleanse(t, (size_t)xmlStrlen(t));
+		xmlFree(t);
+	}
+	return ok;
+}
+
+/* SOAP forbids a DTD; stopping the parser there means no entity is ever declared. */
+static void refuse_dtd(void *ctx, const xmlChar *name, const xmlChar *external_id,
+                       const xmlChar *system_id)
+{
+	(void)name;
+	(void)external_id;
+	(void)system_id;
+	xmlStopParser((xmlParserCtxtPtr)ctx);
+}
+
+static xmlDocPtr parse_xml(const char *body, size_t len)
+{
+	xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+	xmlDocPtr doc = NULL;
+
+	if (!ctxt || !ctxt->sax) {
+		xmlFreeParserCtxt(ctxt);
+		return NULL;
+	}
+	ctxt->sax->internalSubset = refuse_dtd;
+	ctxt->sax->externalSubset = NULL;
+	ctxt->sax->entityDecl = NULL;
+	doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, NULL,
+	                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc && (ctxt->errNo == XML_ERR_USER_STOP || doc->intSubset || doc->extSubset ||
+	            !ctxt->wellFormed)) {
+		xmlFreeDoc(doc);
+		doc = NULL;
+	}
+	xmlFreeParserCtxt(ctxt);
+	return doc;
+}
+
+/* Parse the envelope's addressing headers and the Body's method element. */
+static bool parse_call(const struct request *rq, struct call *c)
+{
+	xmlNodePtr root, header, body;
+	size_t rlen;
+
+	c->doc = rq->len ? parse_xml(rq->body, rq->len) : NULL;
+	root = c->doc ? xmlDocGetRootElement(c->doc) : NULL;
+	if (!is_element(root, NS_SOAP, "Envelope"))
+		return false;
+	header = child(root, NS_SOAP, "Header");
+	body = child(root, NS_SOAP, "Body");
+	if (!header || !body ||
+	    !node_text(child(header, NS_ADDR, "Action"), c->action, sizeof(c->action)))
+		return false;
+	if (!node_text(child(header, NS_WSMAN, "ResourceURI"), c->resource, sizeof(c->resource)))
+		c->resource[0] = '\0';
+	if (!node_text(child(header, NS_ADDR, "MessageID"), c->message_id, sizeof(c->message_id)))
+		c->message_id[0] = '\0';
+	c->input = first_element(body);
+
+	rlen = strlen(c->resource);
+	if (strcmp(c->action, ACTION_GET) == 0)
+		snprintf(c->method, sizeof(c->method), "Get");
+	else if (rlen > 0 && strncmp(c->action, c->resource, rlen) == 0 && c->action[rlen] == '/' &&
+	         strlen(c->action + rlen + 1) < sizeof(c->method))
+		snprintf(c->method, sizeof(c->method), "%s", c->action + rlen + 1);
+	else
+		snprintf(c->method, sizeof(c->method), "%s", "?");
+	return true;
+}
+
+/* The text of the input's parameter NAME (in the resource's namespace). */
+static bool param(const struct call *c, const char *name, char *out, size_t cap)
+{
+	return node_text(child(c->input, c->resource, name), out, cap);
+}
+
+/* ---- replies ---- */
+
+struct reply {
+	unsigned status; /* HTTP status */
+	bool drop;       /* close the connection, no reply */
+	bool fault;      /* a SOAP fault (for the counters) */
+	xmlDocPtr doc;
+	xmlNodePtr body;     /* the reply's Body */
+	xmlNsPtr ns_soap, g; /* g: the resource's namespace */
+};
+
+struct ns_decl {
+	const char *prefix, *href;
+};
+
+/* The namespaces of AMT's replies (fixtures: a..g and xsi; h common on Gets). */
+static const struct ns_decl reply_ns[] = {
+    {"a", NS_SOAP}, {"b", NS_ADDR},    {"c", NS_WSMAN}, {"d", NS_TRUST},
+    {"e", NS_WSS},  {"f", NS_CIMBIND}, {NULL, NULL},
+};
+
+/* And of its faults (fixtures/wsman/fault_destination_unreachable.xml). */
+static const struct ns_decl fault_ns[] = {
+    {"g", NS_CIMBIND}, {"f", NS_EVENT}, {"e", NS_WSMAN}, {"d", NS_XFER}, {"c", NS_ENUM},
+    {"b", NS_ADDR},    {"a", NS_SOAP},  {"h", NS_TRUST}, {"i", NS_WSS},  {NULL, NULL},
+};
+
+static xmlNsPtr find_ns(xmlNodePtr root, const char *href)
+{
+	for (xmlNsPtr ns = root->nsDef; ns; ns = ns->next)
+		if (xmlStrEqual(ns->href, xc(href)))
+			return ns;
+	return NULL;
+}
+
+static xmlNodePtr add(xmlNodePtr parent, xmlNsPtr ns, const char *name, const char *text)
+{
+	return xmlNewTextChild(parent, ns, xc(name), text ? xc(text) : NULL);
+}
+
+/* The envelope and its header; the caller fills r->body. */
+static bool reply_start(struct reply *r, struct amtsim *m, const struct call *c,
+                        const struct ns_decl *decls, bool common, const char *resource,
+                        const char *action)
+{
+	xmlNodePtr root, header, act;
+	xmlNsPtr addr, wsman;
+	char id[64];
+	unsigned serial;
+
+	pthread_mutex_lock(&m->lock);
+	serial = ++m->wsman->serial;
+	pthread_mutex_unlock(&m->lock);
+	snprintf(id, sizeof(id), "uuid:00000000-8086-8086-8086-%012X", serial);
+
+	r->doc = xmlNewDoc(xc("1.0"));
+	root = r->doc ? xmlNewDocNode(r->doc, NULL, xc("Envelope"), NULL) : NULL;
+	if (!root)
+		return false;
+	xmlDocSetRootElement(r->doc, root);
+	for (const struct ns_decl *d = decls; d->prefix; d++)
+		if (!xmlNewNs(root, xc(d->href), xc(d->prefix)))
+			return false;
+	if (resource && !xmlNewNs(root, xc(resource), xc("g")))
+		return false;
+	if (common && !xmlNewNs(root, xc(NS_COMMON), xc("h")))
+		return false;
+	if (!xmlNewNs(root, xc(NS_XSI), xc("xsi")))
+		return false;
+	r->ns_soap = find_ns(root, NS_SOAP);
+	addr = find_ns(root, NS_ADDR);
+	wsman = find_ns(root, NS_WSMAN);
+	r->g = resource ? find_ns(root, resource) : NULL;
+	xmlSetNs(root, r->ns_soap);
+	header = xmlNewChild(root, r->ns_soap, xc("Header"), NULL);
+	if (!header || !add(header, addr, "To", ANONYMOUS) ||
+	    !add(header, addr, "RelatesTo", c->message_id))
+		return false;
+	act = add(header, addr, "Action", action);
+	if (!act || !xmlSetNsProp(act, r->ns_soap, xc("mustUnderstand"), xc("true")) ||
+	    !add(header, addr, "MessageID", id))
+		return false;
+	if (resource && !add(header, wsman, "ResourceURI", resource))
+		return false;
+	r->body = xmlNewChild(root, r->ns_soap, xc("Body"), NULL);
+	return r->body != NULL;
+}
+
+/* A SOAP fault: Code (Sender or Receiver) with one Subcode, a Reason, HTTP 400. */
+static void fault(struct reply *r, struct amtsim *m, const struct call *c, const char *code,
+                  const char *subcode, const char *reason)
+{
+	xmlNodePtr f, n, sub, text;
+
+	r->status = MHD_HTTP_BAD_REQUEST;
+	r->fault = true;
+	if (!reply_start(r, m, c, fault_ns, false, NULL, ACTION_FAULT))
+		goto fail;
+	f = xmlNewChild(r->body, r->ns_soap, xc("Fault"), NULL);
+	n = f ? xmlNewChild(f, r->ns_soap, xc("Code"), NULL) : NULL;
+	if (!n || !add(n, r->ns_soap, "Value", code))
+		goto fail;
+	sub = xmlNewChild(n, r->ns_soap, xc("Subcode"), NULL);
+	if (!sub || !add(sub, r->ns_soap, "Value", subcode))
+		goto fail;
+	n = xmlNewChild(f, r->ns_soap, xc("Reason"), NULL);
+	text = n ? add(n, r->ns_soap, "Text", reason) : NULL;
+	if (!text)
+		goto fail;
+	xmlNodeSetLang(text, xc("en-US"));
+	if (!xmlNewChild(f, r->ns_soap, xc("Detail"), NULL))
+		goto fail;
+	return;
+fail:
+	r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void fault_unreachable(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	fault(r, m, c, "a:Sender", "b:DestinationUnreachable",
+	      "No route can be determined to reach the destination role defined by the "
+	      "WSAddressing To.");
+}
+
+static void fault_action(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	fault(r, m, c, "a:Sender", "b:ActionNotSupported",
+	      "The action is not supported by the service.");
+}
+
+static void fault_access(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	fault(r, m, c, "a:Sender", "e:AccessDenied",
+	      "The sender was not authorized to access the resource.");
+}
+
+static void fault_schema(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	fault(r, m, c, "a:Sender", "e:SchemaValidationError",
+	      "The supplied SOAP violates the corresponding XML Schema definition.");
+}
+
+static void fault_internal(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	fault(r, m, c, "a:Receiver", "e:InternalError",
+	      "The service cannot comply with the request due to internal processing errors.");
+}
+
+/* A Get reply: <g:CLASS> with FIELDS. */
+struct field {
+	const char *name;
+	char value[160];
+};
+
+static void get_reply(struct reply *r, struct amtsim *m, const struct call *c, const char *cls,
+                      const struct field *fields, size_t n)
+{
+	xmlNodePtr inst;
+
+	r->status = MHD_HTTP_OK;
+	if (!reply_start(r, m, c, reply_ns, true, c->resource, NS_XFER "/GetResponse"))
+		goto fail;
+	inst = xmlNewChild(r->body, r->g, xc(cls), NULL);
+	if (!inst)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (!add(inst, r->g, fields[i].name, fields[i].value))
+			goto fail;
+	return;
+fail:
+	r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Fill the field NAME of F (N fields) with VALUE (a printf format). */
+__attribute__((format(printf, 4, 5))) static void set_field(struct field *f, size_t n,
+                                                            const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(f[i].name, name) == 0) {
+			va_start(ap, fmt);
+			vsnprintf(f[i].value, sizeof(f[i].value), fmt, ap);
+			va_end(ap);
+			return;
+		}
+	}
+}
+
+#define SET_FIELD(f, name, ...) set_field(f, sizeof(f) / sizeof(f[0]), name, __VA_ARGS__)
+
+/* A method's reply: <g:METHOD_OUTPUT><g:ReturnValue>RV</g:ReturnValue></g:METHOD_OUTPUT>. */
+static void method_reply(struct reply *r, struct amtsim *m, const struct call *c, unsigned rv)
+{
+	char action[600], out[96], text[16];
+	xmlNodePtr o;
+
+	r->status = MHD_HTTP_OK;
+	snprintf(action, sizeof(action), "%s/%sResponse", c->resource, c->method);
+	snprintf(out, sizeof(out), "%s_OUTPUT", c->method);
+	snprintf(text, sizeof(text), "%u", rv);
+	if (!reply_start(r, m, c, reply_ns, false, c->resource, action))
+		goto fail;
+	o = xmlNewChild(r->body, r->g, xc(out), NULL);
+	if (!o || !add(o, r->g, "ReturnValue", text))
+		goto fail;
+	return;
+fail:
+	r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* ---- the methods ---- */
+
+enum who { WHO_NOBODY, WHO_LOCAL, WHO_ADMIN };
+
+static void get_general_settings(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	struct field f[] = {
+	    {"AMTNetworkEnabled", "1"},
+	    {"DDNSPeriodicUpdateInterval", "1440"},
+	    {"DDNSTTL", "900"},
+	    {"DDNSUpdateByDHCPServerEnabled", "true"},
+	    {"DDNSUpdateEnabled", "false"},
+	    {"DHCPSyncRequiresHostname", "1"},
+	    {"DHCPv6ConfigurationTimeout", "0"},
+	    {"DigestRealm", ""},
+	    {"DomainName", ""},
+	    {"ElementName", "Intel(r) AMT: General Settings"},
+	    {"HostName", ""},
+	    {"HostOSFQDN", ""},
+	    {"IdleWakeTimeout", "1"},
+	    {"InstanceID", "Intel(r) AMT: General Settings"},
+	    {"NetworkInterfaceEnabled", "true"},
+	    {"PingResponseEnabled", "true"},
+	    {"PowerSource", "0"},
+	    {"PreferredAddressFamily", "0"},
+	    {"PresenceNotificationInterval", "0"},
+	    {"PrivacyLevel", "0"},
+	    {"RmcpPingResponseEnabled", "true"},
+	    {"SharedFQDN", "true"},
+	    {"ThunderboltDockEnabled", "0"},
+	    {"WsmanOnlyMode", "false"},
+	};
+
+	pthread_mutex_lock(&m->lock);
+	SET_FIELD(f, "DigestRealm", "%s", m->p.digest_realm);
+	SET_FIELD(f, "DomainName", "%s", m->p.dns_suffix);
+	pthread_mutex_unlock(&m->lock);
+	get_reply(r, m, c, "AMT_GeneralSettings", f, sizeof(f) / sizeof(f[0]));
+}
+
+static void get_host_based_setup(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	struct field f[] = {
+	    {"AllowedControlModes", "2"},
+	    {"AllowedControlModes", "1"},
+	    {"CertChainStatus", "0"},
+	    {"ConfigurationNonce", ""},
+	    {"CreationClassName", "IPS_HostBasedSetupService"},
+	    {"CurrentControlMode", ""},
+	    {"ElementName", "Intel(r) AMT Host Based Setup Service"},
+	    {"Name", "Intel(r) AMT Host Based Setup Service"},
+	    {"SystemCreationClassName", "CIM_ComputerSystem"},
+	    {"SystemName", "Intel(r) AMT"},
+	};
+
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	SET_FIELD(f, "ConfigurationNonce", "%s", m->config_nonce);
+	SET_FIELD(f, "CurrentControlMode", "%u", (unsigned)m->p.control_mode);
+	pthread_mutex_unlock(&m->lock);
+	get_reply(r, m, c, "IPS_HostBasedSetupService", f, sizeof(f) / sizeof(f[0]));
+}
+
+static void get_setup_service(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	struct field f[] = {
+	    {"CreationClassName", "AMT_SetupAndConfigurationService"},
+	    {"ElementName", "Intel(r) AMT Setup and Configuration Service"},
+	    {"EnabledState", "5"},
+	    {"Name", "Intel(r) AMT Setup and Configuration Service"},
+	    {"PasswordModel", "1"},
+	    {"ProvisioningMode", ""},
+	    {"ProvisioningServerOTP", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+	    {"ProvisioningState", ""},
+	    {"RequestedState", "12"},
+	    {"SystemCreationClassName", "CIM_ComputerSystem"},
+	    {"SystemName", "Intel(r) AMT"},
+	    {"ZeroTouchConfigurationEnabled", "true"},
+	};
+
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	SET_FIELD(f, "ProvisioningMode", "%u", (unsigned)m->p.provisioning_mode);
+	SET_FIELD(f, "ProvisioningState", "%u", (unsigned)m->p.provisioning_state);
+	pthread_mutex_unlock(&m->lock);
+	get_reply(r, m, c, "AMT_SetupAndConfigurationService", f, sizeof(f) / sizeof(f[0]));
+}
+
+static bool is_hex32(const char *s)
+{
+	if (strlen(s) != SIM_HA1_HEX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+		      (*s >= 'A' && *s <= 'F')))
+			return false;
+	return true;
+}
+
+/*
+ * IPS_HostBasedSetupService.Setup: NetAdminPassEncryptionType 2 (HTTP Digest MD5 A1) and
+ * NetworkAdminPassword, the admin's HA1 in hex. Pre-provisioning only.
+ */
+static void call_setup(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	char type[16] = "", ha1[SIM_HA1_HEX + 8] = "";
+	unsigned rv = RV_SUCCESS;
+
+	if (!param(c, "NetAdminPassEncryptionType", type, sizeof(type)) ||
+	    !param(c, "NetworkAdminPassword", ha1, sizeof(ha1)))
+		type[0] = '\0';
+	for (char *p = ha1; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	if (m->setup_return_set) {
+		rv = m->setup_return;
+	} else if (m->reset_before_setup) {
+		m->reset_before_setup = false;
+		sim_reset_conns(m, AMTSIM_CLIENT_COUNT);
+		r->drop = true;
+	} else if (m->p.provisioning_state != AMTHI_PROVISIONING_PRE ||
+	           m->p.control_mode != AMTHI_CONTROL_NONE) {
+		rv = RV_INVALID_STATE;
+	} else if (strcmp(type, "2") != 0 || !is_hex32(ha1)) {
+		rv = RV_INVALID_PARAM;
+	} else {
+		sim_machine_setup(m, ha1);
+		if (m->reset_during_setup) {
+			m->reset_during_setup = false;
+			sim_reset_conns(m, AMTSIM_CLIENT_COUNT);
+			r->drop = true;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	if (!r->drop)
+		method_reply(r, m, c, rv);
+}
+
+/* AMT_SetupAndConfigurationService.CommitChanges: "in" becomes "post"; as admin. */
+static void call_commit(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	uint32_t restart;
+
+	if (who != WHO_ADMIN) {
+		fault_access(r, m, c);
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	sim_machine_commit(m);
+	restart = m->p.commit_restart;
+	if (restart == SIM_COMMIT_RESTART_BEFORE) {
+		if (c->via_channel)
+			sim_reset_conns(m, AMTSIM_CLIENT_LME);
+		r->drop = true;
+	} else if (restart == SIM_COMMIT_RESTART_AFTER && c->via_channel) {
+		m->restart_lme_on_close = true;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!r->drop)
+		method_reply(r, m, c, RV_SUCCESS);
+}
+
+/* AMT_SetupAndConfigurationService.Unprovision: client control mode only; as admin. */
+static void call_unprovision(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	unsigned rv = RV_SUCCESS;
+
+	if (who != WHO_ADMIN) {
+		fault_access(r, m, c);
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	if (m->p.control_mode == AMTHI_CONTROL_CCM)
+		sim_machine_unprovision(m);
+	else
+		rv = RV_INVALID_STATE;
+	pthread_mutex_unlock(&m->lock);
+	method_reply(r, m, c, rv);
+}
+
+/* soap-fault=METHOD: "Setup", or "CLASS.METHOD" such as "AMT_GeneralSettings.Get". */
+static bool soap_fault_armed(struct amtsim *m, const struct call *c)
+{
+	const char *cls = strrchr(c->resource, '/');
+	char qualified[SIM_METHOD_MAX * 2 + 2];
+	bool armed = false;
+
+	snprintf(qualified, sizeof(qualified), "%s.%s", cls ? cls + 1 : c->resource, c->method);
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->soap_fault_count; i++)
+		if (strcmp(m->soap_faults[i], c->method) == 0 ||
+		    strcmp(m->soap_faults[i], qualified) == 0)
+			armed = true;
+	pthread_mutex_unlock(&m->lock);
+	return armed;
+}
+
+static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	char input[96];
+	bool get = strcmp(c->method, "Get") == 0;
+	bool known = strcmp(c->resource, URI_GENERAL) == 0 || strcmp(c->resource, URI_HBS) == 0 ||
+	             strcmp(c->resource, URI_SETUP_SVC) == 0;
+
+	if (!known) {
+		fault_unreachable(r, m, c);
+		return;
+	}
+	if (soap_fault_armed(m, c)) {
+		fault_internal(r, m, c);
+		return;
+	}
+	if (get) {
+		if (strcmp(c->resource, URI_GENERAL) == 0)
+			get_general_settings(r, m, c);
+		else if (strcmp(c->resource, URI_HBS) == 0)
+			get_host_based_setup(r, m, c);
+		else
+			get_setup_service(r, m, c);
+		return;
+	}
+	snprintf(input, sizeof(input), "%s_INPUT", c->method);
+	if (strcmp(c->resource, URI_HBS) == 0 && strcmp(c->method, "Setup") == 0) {
+		if (!is_element(c->input, c->resource, input))
+			fault_schema(r, m, c);
+		else
+			call_setup(r, m, c);
+	} else if (strcmp(c->resource, URI_SETUP_SVC) == 0 &&
+	           strcmp(c->method, "CommitChanges") == 0) {
+		if (!is_element(c->input, c->resource, input))
+			fault_schema(r, m, c);
+		else
+			call_commit(r, m, c, who);
+	} else if (strcmp(c->resource, URI_SETUP_SVC) == 0 &&
+	           strcmp(c->method, "Unprovision") == 0) {
+		if (!is_element(c->input, c->resource, input))
+			fault_schema(r, m, c);
+		else
+			call_unprovision(r, m, c, who);
+	} else {
+		fault_action(r, m, c);
+	}
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "POST");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct reply *r)
+{
+	struct MHD_Response *resp;
+	xmlChar *text = NULL;
+	int len = 0;
+	enum MHD_Result ret;
+
+	if (r->status == MHD_HTTP_INTERNAL_SERVER_ERROR || !r->doc)
+		return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+	xmlDocDumpMemoryEnc(r->doc, &text, &len, "UTF-8");
+	if (!text || len <= 0) {
+		xmlFree(text);
+		return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+	}
+	resp = MHD_create_response_from_buffer((size_t)len, text, MHD_RESPMEM_MUST_COPY);
+	xmlFree(text);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE_SOAP);
+	ret = MHD_queue_response(conn, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static int hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* Who the request's Digest credentials are, or WHO_NOBODY; *stale when the nonce was. */
+static enum who authenticate(struct amtsim *m, struct MHD_Connection *conn, char *realm,
+                             size_t realm_cap, bool *stale)
+{
+	char lsa_user[33], lsa_pass[33], ha1[SIM_HA1_HEX + 1];
+	uint8_t bin[16];
+	enum who who = WHO_NOBODY;
+	bool pre;
+	char *user;
+	int r = MHD_NO;
+
+	*stale = false;
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	pre = m->p.provisioning_state == AMTHI_PROVISIONING_PRE &&
+	      m->p.control_mode == AMTHI_CONTROL_NONE;
+	snprintf(realm, realm_cap, "%s", sim_challenge_realm(m));
+	memcpy(lsa_user, m->p.lsa_username, sizeof(lsa_user));
+	memcpy(lsa_pass, m->p.lsa_password, sizeof(lsa_pass));
+	memcpy(ha1, m->admin_ha1, sizeof(ha1));
+	pthread_mutex_unlock(&m->lock);
+
+	user = MHD_digest_auth_get_username(conn);
+	if (user && pre && lsa_user[0] && strcmp(user, lsa_user) == 0) {
+		r = MHD_digest_auth_check2(conn, realm, user, lsa_pass, NONCE_TIMEOUT_S,
+		                           MHD_DIGEST_ALG_MD5);
+		who = WHO_LOCAL;
+	} else if (user && ha1[0] && strcmp(user, ADMIN_USER) == 0) {
+		for (size_t i = 0; i < sizeof(bin); i++)
+			bin[i] = (uint8_t)(hex_value(ha1[2 * i]) << 4 | hex_value(ha1[2 * i + 1]));
+		r = MHD_digest_auth_check_digest2(conn, realm, user, bin, sizeof(bin),
+		                                  NONCE_TIMEOUT_S, MHD_DIGEST_ALG_MD5);
+		who = WHO_ADMIN;
+	}
+	if (user)
+		MHD_free(user);
+	OPENSSL_cleanse(lsa_pass, sizeof(lsa_pass));
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	OPENSSL_cleanse(bin, sizeof(bin));
+	*stale = r == MHD_INVALID_NONCE;
+	return r == MHD_YES ? who : WHO_NOBODY;
+}
+
+/* The quoted value of KEY in a Digest challenge. */
+static bool challenge_param(const char *hdr, const char *key, char *out, size_t cap)
+{
+	char pat[32];
+	const char *p, *q;
+
+	snprintf(pat, sizeof(pat), "%s=\"", key);
+	p = strstr(hdr, pat);
+	if (!p)
+		return false;
+	p += strlen(pat);
+	q = strchr(p, '"');
+	if (!q || (size_t)(q - p) >= cap)
+		return false;
+	memcpy(out, p, (size_t)(q - p));
+	out[q - p] = '\0';
+	return true;
+}
+
+/*
+ * libmicrohttpd 0.9.75 writes "algorithm=md5" in lower case, which Python's urllib refuses
+ * (it compares with "MD5"); AMT's own challenge reads as below. The header is rewritten with
+ * MHD's nonce before the handler returns, while the response is not yet being sent.
+ */
+static void canonical_challenge(struct MHD_Response *resp, const char *realm, const char *opaque,
+                                bool stale)
+{
+	const char *hdr = MHD_get_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE);
+	char nonce[128], old[512], value[512];
+
+	if (!hdr || strlen(hdr) >= sizeof(old))
+		return;
+	snprintf(old, sizeof(old), "%s", hdr);
+	if (!challenge_param(old, "nonce", nonce, sizeof(nonce)))
+		return;
+	snprintf(value, sizeof(value),
+	         "Digest realm=\"%s\", nonce=\"%s\", stale=\"%s\", qop=\"auth\", "
+	         "opaque=\"%s\", algorithm=MD5",
+	         realm, nonce, stale ? "true" : "false", opaque);
+	if (MHD_del_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, old) == MHD_YES &&
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, value) != MHD_YES)
+		(void)MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, old);
+}
+
+static enum MHD_Result challenge(struct amtsim *m, struct MHD_Connection *conn, const char *realm,
+                                 bool stale)
+{
+	static const char page[] =
+	    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">"
+	    "<html><head><title>401 Unauthorized</title></head>"
+	    "<body>Unauthorized</body></html>";
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(sizeof(page) - 1, (void *)page, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	pthread_mutex_lock(&m->lock);
+	m->stats.wsman_unauthorized++;
+	pthread_mutex_unlock(&m->lock);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html");
+	ret = MHD_queue_auth_fail_response2(conn, realm, m->wsman->opaque, resp,
+	                                    stale ? MHD_YES : MHD_NO, MHD_DIGEST_ALG_MD5);
+	if (ret == MHD_YES)
+		canonical_challenge(resp, realm, m->wsman->opaque, stale);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static bool from_channel(struct amtsim *m, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+
+	return info && info->daemon != m->wsman->lms;
+}
+
+/* A whole request is in: authenticate, parse, answer. */
+static enum MHD_Result serve(struct amtsim *m, struct MHD_Connection *conn, const char *url,
+                             const char *method, struct request *rq)
+{
+	struct call c = {0};
+	struct reply r = {0};
+	char realm[SIM_REALM_MAX + 32];
+	unsigned n, latency;
+	bool stale, lost;
+	enum who who;
+	enum MHD_Result ret;
+
+	pthread_mutex_lock(&m->lock);
+	m->stats.wsman_requests++;
+	pthread_mutex_unlock(&m->lock);
+	if (strcmp(url, WSMAN_PATH) != 0)
+		return queue_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+		return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only\n");
+	who = authenticate(m, conn, realm, sizeof(realm), &stale);
+	if (who == WHO_NOBODY)
+		return challenge(m, conn, realm, stale);
+	if (rq->too_big)
+		return queue_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "too large\n");
+
+	c.via_channel = from_channel(m, conn);
+	if (!parse_call(rq, &c)) {
+		fault_schema(&r, m, &c);
+		goto answer;
+	}
+
+	pthread_mutex_lock(&m->lock);
+	n = ++m->stats.wsman_authenticated;
+	sim_count_method(m, c.method);
+	lost = sim_take_fault(m, SIM_FAULT_LME_DISCONNECT, n);
+	if (lost)
+		sim_disconnect_lme(m, APF_DISCONNECT_CONNECTION_LOST);
+	latency = m->wsman_latency_ms;
+	pthread_mutex_unlock(&m->lock);
+	if (lost) {
+		xmlFreeDoc(c.doc);
+		return MHD_NO;
+	}
+	sim_sleep_ms(latency);
+	dispatch(&r, m, &c, who);
+answer:
+	xmlFreeDoc(c.doc);
+	if (r.drop) {
+		xmlFreeDoc(r.doc);
+		return MHD_NO;
+	}
+	if (r.fault) {
+		pthread_mutex_lock(&m->lock);
+		m->stats.wsman_faults++;
+		pthread_mutex_unlock(&m->lock);
+	}
+	ret = queue_reply(conn, &r);
+	xmlFreeDoc(r.doc);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+	struct request *rq = *con_cls;
+
+	(void)version;
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (request_append(rq, upload, *upload_size) < 0)
+			return MHD_NO;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return serve(cls, conn, url, method, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq) {
+		wipe_free(rq->body, rq->cap);
+		free(rq);
+	}
+	*con_cls = NULL;
+}
+
+/* ---- daemons ---- */
+
+static struct MHD_Daemon *start_daemon(struct amtsim *m, const struct sockaddr_in *listen_at,
+                                       char *err, size_t errlen)
+{
+	struct sim_wsman *w = m->wsman;
+	bool tls = m->p.tls_enforced;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	                 MHD_USE_POLL | MHD_USE_ITC;
+	struct MHD_OptionItem opts[8];
+	size_t n = 0;
+	struct MHD_Daemon *d;
+
+	if (tls && (!m->tls_cert_pem || !m->tls_key_pem)) {
+		snprintf(
+		    err, errlen,
+		    "this machine enforces TLS on local ports: WS-Man on 16993 needs a "
+		    "certificate and key (--tls-cert FILE --tls-key FILE, or the profile's "
+		    "amt.tls_cert and amt.tls_key; tests/amtsim/make-test-certs.sh makes them)");
+		return NULL;
+	}
+	if (tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+		snprintf(err, errlen, "libmicrohttpd was built without TLS");
+		return NULL;
+	}
+	if (tls)
+		flags |= MHD_USE_TLS;
+	if (!listen_at)
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, m};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_DIGEST_AUTH_RANDOM,
+	                                    (intptr_t)sizeof(w->nonce_seed), w->nonce_seed};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NONCE_NC_SIZE, NONCE_NC_SIZE, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL};
+	if (tls) {
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, m->tls_key_pem};
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, m->tls_cert_pem};
+	}
+	if (listen_at)
+		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)listen_at};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m, MHD_OPTION_ARRAY, opts,
+	                     MHD_OPTION_END);
+	if (!d)
+		snprintf(err, errlen, "cannot start the WS-Man server%s%s",
+		         tls ? " (is the TLS certificate and key a matching PEM pair?)" : "",
+		         listen_at ? " (is the port free?)" : "");
+	return d;
+}
+
+int sim_wsman_init(struct amtsim *m)
+{
+	struct sim_wsman *w = calloc(1, sizeof(*w));
+	uint8_t raw[16];
+
+	if (!w)
+		return -1;
+	pthread_mutex_init(&w->lock, NULL);
+	if (RAND_bytes(w->nonce_seed, sizeof(w->nonce_seed)) != 1 ||
+	    RAND_bytes(raw, sizeof(raw)) != 1) {
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(w->opaque + 2 * i, 3, "%02x", raw[i]);
+	m->wsman = w;
+	return 0;
+}
+
+int sim_wsman_open_channel(struct amtsim *m, uint16_t port)
+{
+	struct sim_wsman *w = m->wsman;
+	/* what a channel's HTTP connection looks like to the server: loopback */
+	struct sockaddr_in peer = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	                           .sin_port = htons(port)};
+	uint16_t wsman_port = m->p.tls_enforced ? APF_PORT_HTTPS : APF_PORT_HTTP;
+	char err[512];
+	int sv[2] = {-1, -1}, fd = -1;
+
+	if (port != wsman_port)
+		return -1; /* the redirection port: nothing behind it */
+	pthread_mutex_lock(&w->lock);
+	if (!w->chan && !w->chan_failed) {
+		w->chan = start_daemon(m, NULL, err, sizeof(err));
+		if (!w->chan) {
+			w->chan_failed = true;
+			fprintf(stderr, "amtsim: refusing APF channels to port %u: %s\n", port,
+			        err);
+		}
+	}
+	if (w->chan && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+		if (MHD_add_connection(w->chan, sv[1], (struct sockaddr *)&peer, sizeof(peer)) ==
+		    MHD_YES) {
+			fd = sv[0];
+		} else {
+			/* MHD closed sv[1] */
+			close(sv[0]);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return fd;
+}
+
+int sim_wsman_serve_lms(struct amtsim *m, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	struct sim_wsman *w = m->wsman;
+	struct sockaddr_in at = {.sin_family = AF_INET,
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	                         .sin_port = htons(port)};
+	const union MHD_DaemonInfo *info;
+	int r = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->lms) {
+		snprintf(err, errlen, "the LMS stand-in already runs");
+		r = -1;
+	} else {
+		w->lms = start_daemon(m, &at, err, errlen);
+		if (!w->lms)
+			r = -1;
+	}
+	if (r == 0 && bound) {
+		info = MHD_get_daemon_info(w->lms, MHD_DAEMON_INFO_BIND_PORT);
+		*bound = info ? info->port : port;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}
+
+void sim_wsman_stop(struct amtsim *m)
+{
+	struct sim_wsman *w = m->wsman;
+	struct MHD_Daemon *chan, *lms;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	chan = w->chan;
+	lms = w->lms;
+	w->chan = w->lms = NULL;
+	pthread_mutex_unlock(&w->lock);
+	/* Joins the daemons' threads, which may be in a handler that takes m->lock. */
+	if (chan)
+		MHD_stop_daemon(chan);
+	if (lms)
+		MHD_stop_daemon(lms);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+	m->wsman = NULL;
+}
+
+void sim_count_method(struct amtsim *m, const char *method)
+{
+	for (unsigned i = 0; i < m->method_kinds; i++) {
+		if (strcmp(m->methods[i].name, method) == 0) {
+			m->methods[i].count++;
+			return;
+		}
+	}
+	if (m->method_kinds < SIM_MAX_METHODS) {
+		snprintf(m->methods[m->method_kinds].name, SIM_METHOD_MAX + 1, "%s", method);
+		m->methods[m->method_kinds++].count = 1;
+	}
+}
+
+unsigned amtsim_wsman_count(struct amtsim *m, const char *method)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->method_kinds; i++)
+		if (strcmp(m->methods[i].name, method) == 0)
+			n = m->methods[i].count;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
+/* ---- TLS material ---- */
+
+static char *read_pem(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	char buf[4096];
+	size_t n;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (len + n + 1 > cap) {
+			size_t ncap = cap ? cap * 2 : 8192;
+			char *t;
+
+			while (ncap < len + n + 1)
+				ncap *= 2;
+			if (ncap > 1024 * 1024) {
+				snprintf(err, errlen, "%s: too large for a PEM file", path);
+				wipe_free(text, cap);
+				fclose(f);
+				return NULL;
+			}
+			t = malloc(ncap);
+			if (!t) {
+				snprintf(err, errlen, "out of memory");
+				wipe_free(text, cap);
+				fclose(f);
+				return NULL;
+			}
+			if (text)
+				memcpy(t, text, len);
+			wipe_free(text, cap);
+			text = t;
+			cap = ncap;
+		}
+		memcpy(text + len, buf, n);
+		len += n;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	fclose(f);
+	if (!text || !strstr(text, "-----BEGIN ")) {
+		snprintf(err, errlen, "%s: not a PEM file", path);
+		wipe_free(text, cap);
+		return NULL;
+	}
+	text[len] = '\0';
+	return text;
+}
+
+int amtsim_set_tls(struct amtsim *m, const char *cert_file, const char *key_file, char *err,
+                   size_t errlen)
+{
+	char *cert = read_pem(cert_file, err, errlen);
+	char *key = cert ? read_pem(key_file, err, errlen) : NULL;
+
+	if (!key) {
+		free(cert);
+		return -1;
+	}
+	pthread_mutex_lock(&m->wsman->lock);
+	free(m->tls_cert_pem);
+	if (m->tls_key_pem)
+		wipe_free(m->tls_key_pem, strlen(m->tls_key_pem));
+	m->tls_cert_pem = cert;
+	m->tls_key_pem = key;
+	pthread_mutex_unlock(&m->wsman->lock);
+	return 0;
+}
+
+bool amtsim_tls_enforced(struct amtsim *m)
+{
+	return m->p.tls_enforced;
+}
+
+int amtsim_check_tls(struct amtsim *m, char *err, size_t errlen)
+{
+	bool missing;
+
+	if (!m->p.tls_enforced || !m->p.client[AMTSIM_CLIENT_LME].present)
+		return 0;
+	pthread_mutex_lock(&m->wsman->lock);
+	missing = !m->tls_cert_pem || !m->tls_key_pem;
+	pthread_mutex_unlock(&m->wsman->lock);
+	if (missing) {
+		snprintf(err, errlen,
+		         "this machine enforces TLS on local ports: WS-Man on 16993 needs "
+		         "--tls-cert FILE and --tls-key FILE (or the profile's amt.tls_cert and "
+		         "amt.tls_key); tests/amtsim/make-test-certs.sh DIR makes a test pair");
+		return -1;
+	}
+	return 0;
+}
+
+int amtsim_serve_lms(struct amtsim *m, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	return sim_wsman_serve_lms(m, port, bound, err, errlen);
+}
