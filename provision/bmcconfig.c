@@ -28,20 +28,20 @@
  * emitter does no such resolution and would write the port 16992 plain, which MAAS would read
  * as a number; such values are written quoted (quoting more than needed is harmless).
  */
-static const char yaml11_typed[] =
-	"^("
-	"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
-	"|~|null|Null|NULL|<<|="
-	"|[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
-	"|[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+"
-	"|[-+]?[0-9][0-9_]*\\.[0-9_]*([eE][-+][0-9]+)?|\\.[0-9_]+([eE][-+][0-9]+)?"
-	"|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\\.[0-9_]*"
-	"|[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)"
-	"|[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+"
-	"|[0-9]{4}-[0-9]{2}-[0-9]{2}"
-	"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]*)?"
-	"([ \t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?"
-	")$";
+static const char yaml_typed[] =
+    "^("
+    "yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+    "|~|null|Null|NULL|<<|="
+    "|[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+    "|[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+"
+    "|[-+]?[0-9][0-9_]*\\.[0-9_]*([eE][-+][0-9]+)?|\\.[0-9_]+([eE][-+][0-9]+)?"
+    "|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\\.[0-9_]*"
+    "|[-+]?\\.(inf|Inf|INF)|\\.(nan|NaN|NAN)"
+    "|[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+"
+    "|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    "|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]*)?"
+    "([ \t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?"
+    ")$";
 
 static bool needs_quotes(const regex_t *typed, const char *v)
 {
@@ -52,10 +52,10 @@ static int emit_scalar(yaml_emitter_t *e, const regex_t *typed, const char *v)
 {
 	yaml_event_t ev;
 	yaml_scalar_style_t style =
-		needs_quotes(typed, v) ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
+	    needs_quotes(typed, v) ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE;
 
 	if (!yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)YAML_STR_TAG, (yaml_char_t *)v,
-					  (int)strlen(v), 1, 1, style))
+	                                  (int)strlen(v), 1, 1, style))
 		return 0;
 	return yaml_emitter_emit(e, &ev); /* the emitter owns the event, even on failure */
 }
@@ -63,11 +63,11 @@ static int emit_scalar(yaml_emitter_t *e, const regex_t *typed, const char *v)
 static int emit_pairs(yaml_emitter_t *e, const regex_t *typed, const struct power_params *p)
 {
 	const char *const pairs[][2] = {
-		{"power_type", "amt"},
-		{"power_address", p->power_address},
-		{"power_user", p->power_user},
-		{"power_pass", p->power_pass},
-		{"port", p->port},
+	    {"power_type", "amt"},
+	    {"power_address", p->power_address},
+	    {"power_user", p->power_user},
+	    {"power_pass", p->power_pass},
+	    {"port", p->port},
 	};
 
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
@@ -85,7 +85,7 @@ static int emit_document(yaml_emitter_t *e, const regex_t *typed, const struct p
 	       yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) &&
 	       yaml_emitter_emit(e, &ev) &&
 	       yaml_mapping_start_event_initialize(&ev, NULL, (yaml_char_t *)YAML_MAP_TAG, 1,
-						   YAML_BLOCK_MAPPING_STYLE) &&
+	                                           YAML_BLOCK_MAPPING_STYLE) &&
 	       yaml_emitter_emit(e, &ev) && emit_pairs(e, typed, p) &&
 	       yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(e, &ev) &&
 	       yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(e, &ev) &&
@@ -95,14 +95,14 @@ static int emit_document(yaml_emitter_t *e, const regex_t *typed, const struct p
 
 /* The YAML text of P in OUT; 0 or PROV_E_INTERNAL. */
 static int render(const struct power_params *p, unsigned char *out, size_t cap, size_t *len,
-		  struct prov_error *err)
+                  struct prov_error *err)
 {
 	yaml_emitter_t e;
 	regex_t typed;
 	int ok;
 
 	*len = 0;
-	if (regcomp(&typed, yaml11_typed, REG_EXTENDED | REG_NOSUB) != 0)
+	if (regcomp(&typed, yaml_typed, REG_EXTENDED | REG_NOSUB) != 0)
 		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config: cannot compile a pattern");
 	if (!yaml_emitter_initialize(&e)) {
 		regfree(&typed);
@@ -115,7 +115,7 @@ static int render(const struct power_params *p, unsigned char *out, size_t cap, 
 	/* libyaml's problem texts are fixed strings: no value in them */
 	if (!ok)
 		prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config: cannot write the YAML: %s",
-			  e.problem ? e.problem : "out of room");
+		          e.problem ? e.problem : "out of room");
 	if (e.buffer.start)
 		OPENSSL_cleanse(e.buffer.start, (size_t)(e.buffer.end - e.buffer.start));
 	yaml_emitter_delete(&e);
@@ -183,7 +183,7 @@ static void dir_of(const char *path, char *dir, size_t cap)
 
 /* Write TEXT to a new file in DIR (mode 0600, synced) and give it the name PATH. */
 static int write_new(const char *dir, const char *path, const unsigned char *text, size_t len,
-		     struct prov_error *err)
+                     struct prov_error *err)
 {
 	char tmp[4096];
 	int fd, e, r;
@@ -192,20 +192,21 @@ static int write_new(const char *dir, const char *path, const unsigned char *tex
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "bmc-config %s: path too long", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config %s: cannot create a file in %s: %s",
-				 path, dir, strerror(errno));
+		return prov_fail(err, PROV_E_INTERNAL, 0,
+		                 "bmc-config %s: cannot create a file in %s: %s", path, dir,
+		                 strerror(errno));
 	if (fchmod(fd, 0600) < 0 || write_all(fd, text, len) < 0 || fsync(fd) < 0) {
 		e = errno;
 		close(fd);
 		unlink(tmp);
 		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config %s: cannot write %s: %s",
-				 path, tmp, strerror(e));
+		                 path, tmp, strerror(e));
 	}
 	if (close(fd) < 0) {
 		e = errno;
 		unlink(tmp);
 		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config %s: cannot write %s: %s",
-				 path, tmp, strerror(e));
+		                 path, tmp, strerror(e));
 	}
 	r = place(tmp, path);
 	if (r != 0) {
@@ -213,20 +214,20 @@ static int write_new(const char *dir, const char *path, const unsigned char *tex
 		unlink(tmp);
 		if (r == 1)
 			return 1;
-		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config %s: cannot give %s its name: %s",
-				 path, tmp, strerror(e));
+		return prov_fail(err, PROV_E_INTERNAL, 0,
+		                 "bmc-config %s: cannot give %s its name: %s", path, tmp,
+		                 strerror(e));
 	}
 	if (sync_dir(dir) < 0)
 		return prov_fail(err, PROV_E_INTERNAL, 0,
-				 "bmc-config %s: written, but syncing %s failed: %s", path, dir,
-				 strerror(errno));
+		                 "bmc-config %s: written, but syncing %s failed: %s", path, dir,
+		                 strerror(errno));
 	return 0;
 }
 
 int bmc_config_write(const char *path, const struct power_params *p, struct prov_error *err)
 {
 	unsigned char text[BMC_CONFIG_TEXT_MAX];
-	char dir[4096];
 	struct stat st;
 	size_t len;
 	int r;
@@ -236,19 +237,21 @@ int bmc_config_write(const char *path, const struct power_params *p, struct prov
 	/* MAAS replaces the whole power dict: parameters without these would erase good ones. */
 	if (!p->power_address[0] || !p->power_pass[0])
 		return prov_fail(err, PROV_E_BAD_INPUT, 0,
-				 "bmc-config %s: refusing power parameters without %s", path,
-				 p->power_address[0] ? "a password" : "an address");
+		                 "bmc-config %s: refusing power parameters without %s", path,
+		                 p->power_address[0] ? "a password" : "an address");
 	if (lstat(path, &st) == 0) {
 		if (S_ISDIR(st.st_mode))
 			return prov_fail(err, PROV_E_BAD_INPUT, 0, "bmc-config %s: is a directory",
-					 path);
+			                 path);
 		return 1;
 	}
 	if (errno != ENOENT)
 		return prov_fail(err, PROV_E_INTERNAL, 0, "bmc-config %s: %s", path,
-				 strerror(errno));
+		                 strerror(errno));
 	r = render(p, text, sizeof(text), &len, err);
 	if (r == 0) {
+		char dir[4096];
+
 		dir_of(path, dir, sizeof(dir));
 		r = write_new(dir, path, text, len, err);
 	}

@@ -34,8 +34,7 @@ struct http_request {
 	 * Before every attempt: put this attempt's headers into *HEADERS and its body on CURL.
 	 * Return 0, or a prov_err with ERR filled to give up.
 	 */
-	int (*prepare)(void *ctx, CURL *curl, struct curl_slist **headers,
-		       struct prov_error *err);
+	int (*prepare)(void *ctx, CURL *curl, struct curl_slist **headers, struct prov_error *err);
 	/*
 	 * A 4xx reply that would end the hand-off (not 429): return true to send again at once
 	 * because the reply taught the caller something (MAAS: the clock skew). NULL: never.
@@ -70,7 +69,7 @@ long http_retry_after(const char *value, time_t now);
  * "[redacted]". "" when the body says nothing.
  */
 void http_server_message(const char *body, size_t len, const char *const redact[4], char *out,
-			 size_t cap);
+                         size_t cap);
 
 /* The URL as it may appear in a message: scheme, host, port and path (no user, no query). */
 void http_url_for_message(const char *url, char *out, size_t cap);

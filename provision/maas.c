@@ -28,6 +28,9 @@
 /* cloud-init's MAAS config is a few hundred bytes; anything this big is not one. */
 #define CREDS_TEXT_MAX 65536
 
+/* cloud-init's MAAS config nests a few levels; a real one never comes near this. */
+#define CREDS_DEPTH_MAX 32
+
 /* MAAS accepts timestamps within minutes of its clock: closer than this is not a skew. */
 #define SKEW_TOLERANCE_S 10
 
@@ -78,8 +81,8 @@ struct creds_walk {
  * Copy KEY's value into OUT. Values go into URLs and HTTP headers: printable ASCII without
  * spaces only. Messages name the key, never the value.
  */
-static int take(const struct creds_walk *w, const char *key, char *out, size_t cap,
-		bool required, struct prov_error *err)
+static int take(const struct creds_walk *w, const char *key, char *out, size_t cap, bool required,
+                struct prov_error *err)
 {
 	yaml_node_t *v = mapping_get(w->doc, w->map, key);
 
@@ -87,20 +90,20 @@ static int take(const struct creds_walk *w, const char *key, char *out, size_t c
 	if (!v || (v->type == YAML_SCALAR_NODE && is_null(v))) {
 		if (required)
 			return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: no %s%s", w->what,
-					 w->prefix, key);
+			                 w->prefix, key);
 		return 0;
 	}
 	if (v->type != YAML_SCALAR_NODE)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: %s%s is not a string", w->what,
-				 w->prefix, key);
+		                 w->prefix, key);
 	if (v->data.scalar.length >= cap)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: %s%s is too long (%zu bytes)",
-				 w->what, w->prefix, key, v->data.scalar.length);
+		                 w->what, w->prefix, key, v->data.scalar.length);
 	for (size_t i = 0; i < v->data.scalar.length; i++)
 		if (v->data.scalar.value[i] <= 0x20 || v->data.scalar.value[i] >= 0x7f)
 			return prov_fail(err, PROV_E_BAD_INPUT, 0,
-					 "%s: %s%s has characters other than printable ASCII",
-					 w->what, w->prefix, key);
+			                 "%s: %s%s has characters other than printable ASCII",
+			                 w->what, w->prefix, key);
 	memcpy(out, v->data.scalar.value, v->data.scalar.length);
 	out[v->data.scalar.length] = '\0';
 	return 0;
@@ -112,24 +115,24 @@ static int walk_creds(struct creds_walk *w, struct maas_creds *c, struct prov_er
 	int r;
 
 	if (!root)
-		return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: empty, no datasource.MAAS.metadata_url",
-				 w->what);
+		return prov_fail(err, PROV_E_BAD_INPUT, 0,
+		                 "%s: empty, no datasource.MAAS.metadata_url", w->what);
 	if (root->type != YAML_MAPPING_NODE)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: not a YAML mapping", w->what);
 	/* Like MAAS's reader: the datasource's MAAS section, or a flat config without one. */
 	ds = mapping_get(w->doc, root, "datasource");
 	if (ds) {
 		if (ds->type != YAML_MAPPING_NODE)
-			return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: datasource is not a mapping",
-					 w->what);
+			return prov_fail(err, PROV_E_BAD_INPUT, 0,
+			                 "%s: datasource is not a mapping", w->what);
 		w->map = mapping_get(w->doc, ds, "MAAS");
 		w->prefix = "datasource.MAAS.";
 		if (!w->map)
 			return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: no datasource.MAAS",
-					 w->what);
+			                 w->what);
 		if (w->map->type != YAML_MAPPING_NODE)
 			return prov_fail(err, PROV_E_BAD_INPUT, 0,
-					 "%s: datasource.MAAS is not a mapping", w->what);
+			                 "%s: datasource.MAAS is not a mapping", w->what);
 	} else {
 		w->map = root;
 		w->prefix = "";
@@ -138,7 +141,7 @@ static int walk_creds(struct creds_walk *w, struct maas_creds *c, struct prov_er
 	if (r == 0 && strncmp(c->metadata_url, "http://", 7) != 0 &&
 	    strncmp(c->metadata_url, "https://", 8) != 0)
 		r = prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: %smetadata_url is not an http(s) URL",
-			      w->what, w->prefix);
+		              w->what, w->prefix);
 	/* The enlistment variant has no token: the fields stay empty and the caller decides. */
 	if (r == 0)
 		r = take(w, "consumer_key", c->consumer_key, sizeof(c->consumer_key), false, err);
@@ -156,7 +159,7 @@ static void wipe_parser(yaml_parser_t *p)
 		OPENSSL_cleanse(p->buffer.start, (size_t)(p->buffer.end - p->buffer.start));
 	if (p->raw_buffer.start)
 		OPENSSL_cleanse(p->raw_buffer.start,
-				(size_t)(p->raw_buffer.end - p->raw_buffer.start));
+		                (size_t)(p->raw_buffer.end - p->raw_buffer.start));
 }
 
 static void wipe_document(yaml_document_t *doc)
@@ -166,8 +169,57 @@ static void wipe_document(yaml_document_t *doc)
 			OPENSSL_cleanse(n->data.scalar.value, n->data.scalar.length);
 }
 
+static int not_yaml(const yaml_parser_t *parser, const char *what, struct prov_error *err)
+{
+	/* libyaml's problem texts are fixed strings: no secret in them */
+	return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: not YAML (line %zu: %s)", what,
+	                 parser->problem_mark.line + 1,
+	                 parser->problem ? parser->problem : "unreadable");
+}
+
+/*
+ * A first pass over the events that stops at the first error or at nesting deeper than any
+ * cloud-init config has: libyaml's scanner slows down with the square of the nesting depth
+ * (64 KiB of "[" takes it half a minute), and its loader would go all the way.
+ */
+static int check_shape(const char *text, size_t len, const char *what, struct prov_error *err)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int depth = 0, r = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser))
+		return prov_fail(err, PROV_E_INTERNAL, 0, "%s: cannot set up the YAML parser",
+		                 what);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && r == 0) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			r = not_yaml(&parser, what, err);
+			break;
+		}
+		if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+			if (++depth > CREDS_DEPTH_MAX)
+				r = prov_fail(err, PROV_E_BAD_INPUT, 0,
+				              "%s: nested more than %d deep: not cloud-init's MAAS "
+				              "config",
+				              what, CREDS_DEPTH_MAX);
+		} else if (ev.type == YAML_SEQUENCE_END_EVENT ||
+		           ev.type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		} else if (ev.type == YAML_SCALAR_EVENT) {
+			OPENSSL_cleanse(ev.data.scalar.value, ev.data.scalar.length);
+		}
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	wipe_parser(&parser);
+	yaml_parser_delete(&parser);
+	return r;
+}
+
 int maas_creds_from_yaml(const char *text, size_t len, const char *what, struct maas_creds *c,
-			 struct prov_error *err)
+                         struct prov_error *err)
 {
 	struct creds_walk w = {.what = what ? what : "MAAS credentials"};
 	yaml_parser_t parser;
@@ -177,17 +229,17 @@ int maas_creds_from_yaml(const char *text, size_t len, const char *what, struct 
 	memset(c, 0, sizeof(*c));
 	if (len > CREDS_TEXT_MAX)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0,
-				 "%s: %zu bytes, too large for cloud-init's MAAS config", w.what,
-				 len);
+		                 "%s: %zu bytes, too large for cloud-init's MAAS config", w.what,
+		                 len);
+	r = check_shape(text, len, w.what, err);
+	if (r < 0)
+		return r;
 	if (!yaml_parser_initialize(&parser))
 		return prov_fail(err, PROV_E_INTERNAL, 0, "%s: cannot set up the YAML parser",
-				 w.what);
+		                 w.what);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		/* libyaml's problem texts are fixed strings: no secret in them */
-		r = prov_fail(err, PROV_E_BAD_INPUT, 0, "%s: not YAML (line %zu: %s)", w.what,
-			      parser.problem_mark.line + 1,
-			      parser.problem ? parser.problem : "unreadable");
+		r = not_yaml(&parser, w.what, err);
 		wipe_parser(&parser);
 		yaml_parser_delete(&parser);
 		return r;
@@ -214,7 +266,7 @@ int maas_creds_from_file(const char *path, struct maas_creds *c, struct prov_err
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read MAAS credentials %s: %s",
-				 path, strerror(errno));
+		                 path, strerror(errno));
 	buf = malloc(CREDS_TEXT_MAX + 1);
 	if (!buf) {
 		close(fd);
@@ -227,7 +279,7 @@ int maas_creds_from_file(const char *path, struct maas_creds *c, struct prov_err
 			continue;
 		if (n < 0) {
 			r = prov_fail(err, PROV_E_BAD_INPUT, 0,
-				      "cannot read MAAS credentials %s: %s", path, strerror(errno));
+			              "cannot read MAAS credentials %s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -334,8 +386,8 @@ static int pct_encode(const char *in, char *out, size_t cap)
 
 	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
 		bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			     (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-			     *p == '~';
+		             (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+		             *p == '~';
 
 		if (o + (plain ? 1 : 3) >= cap)
 			return -1;
@@ -354,7 +406,7 @@ static int pct_encode(const char *in, char *out, size_t cap)
 #define ENCODED(field) (3 * sizeof(field) + 1)
 
 int maas_oauth_header(const struct maas_creds *c, const char *nonce, long timestamp, char *out,
-		      size_t cap)
+                      size_t cap)
 {
 	char ck[ENCODED(c->consumer_key)], tk[ENCODED(c->token_key)], n[3 * 64 + 1];
 	char ts[ENCODED(c->token_secret)], sig_base[ENCODED(c->token_secret) + 1];
@@ -372,11 +424,11 @@ int maas_oauth_header(const struct maas_creds *c, const char *nonce, long timest
 	    snprintf(sig_base, sizeof(sig_base), "&%s", ts) < (int)sizeof(sig_base) &&
 	    pct_encode(sig_base, sig, sizeof(sig)) == 0)
 		len = snprintf(out, cap,
-			       "OAuth oauth_nonce=\"%s\", oauth_timestamp=\"%ld\", "
-			       "oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
-			       "oauth_consumer_key=\"%s\", oauth_token=\"%s\", "
-			       "oauth_signature=\"%s\"",
-			       n, timestamp, ck, tk, sig);
+		               "OAuth oauth_nonce=\"%s\", oauth_timestamp=\"%ld\", "
+		               "oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
+		               "oauth_consumer_key=\"%s\", oauth_token=\"%s\", "
+		               "oauth_signature=\"%s\"",
+		               n, timestamp, ck, tk, sig);
 	OPENSSL_cleanse(ts, sizeof(ts));
 	OPENSSL_cleanse(sig_base, sizeof(sig_base));
 	OPENSSL_cleanse(sig, sizeof(sig));
@@ -421,7 +473,7 @@ static int build_form(struct signal_ctx *s, CURL *curl, struct prov_error *err)
 
 /* Every attempt: a fresh nonce and the timestamp corrected by the skew learnt so far. */
 static int prepare_signal(void *ctx, CURL *curl, struct curl_slist **headers,
-			  struct prov_error *err)
+                          struct prov_error *err)
 {
 	static const char prefix[] = "Authorization: ";
 	struct signal_ctx *s = ctx;
@@ -437,9 +489,9 @@ static int prepare_signal(void *ctx, CURL *curl, struct curl_slist **headers,
 		snprintf(nonce + 2 * i, 3, "%02x", raw[i]);
 	memcpy(auth, prefix, sizeof(prefix) - 1);
 	if (maas_oauth_header(s->creds, nonce, (long)time(NULL) + s->skew,
-			      auth + sizeof(prefix) - 1, sizeof(auth) - sizeof(prefix) + 1) < 0)
+	                      auth + sizeof(prefix) - 1, sizeof(auth) - sizeof(prefix) + 1) < 0)
 		return prov_fail(err, PROV_E_INTERNAL, 0,
-				 "MAAS signal: the OAuth header does not fit");
+		                 "MAAS signal: the OAuth header does not fit");
 	*headers = curl_slist_append(NULL, auth);
 	OPENSSL_cleanse(auth, sizeof(auth));
 	if (!*headers)
@@ -458,8 +510,7 @@ static bool signal_again(void *ctx, const struct http_reply *reply)
 	time_t server;
 	long skew;
 
-	if ((reply->status != 401 && reply->status != 403) || !reply->date[0] ||
-	    s->skew_fixes >= 3)
+	if ((reply->status != 401 && reply->status != 403) || !reply->date[0] || s->skew_fixes >= 3)
 		return false;
 	server = curl_getdate(reply->date, NULL);
 	if (server == -1)
@@ -476,19 +527,19 @@ static bool signal_again(void *ctx, const struct http_reply *reply)
 static char *power_parameters_json(const struct power_params *p)
 {
 	struct json_object *o = json_object_new_object(), *pass = NULL;
-	const char *text;
 	char *copy = NULL;
 
 	if (!o)
 		return NULL;
-	if (json_object_object_add(o, "power_address",
-				   json_object_new_string(p->power_address)) == 0 &&
+	if (json_object_object_add(o, "power_address", json_object_new_string(p->power_address)) ==
+	        0 &&
 	    json_object_object_add(o, "power_user", json_object_new_string(p->power_user)) == 0 &&
 	    (pass = json_object_new_string(p->power_pass)) &&
 	    json_object_object_add(o, "power_pass", pass) == 0 &&
 	    json_object_object_add(o, "port", json_object_new_string(p->port)) == 0) {
-		text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE);
+		const char *text = json_object_to_json_string_ext(
+		    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
 		if (text) {
 			copy = strdup(text);
 			OPENSSL_cleanse((void *)text, strlen(text));
@@ -496,7 +547,7 @@ static char *power_parameters_json(const struct power_params *p)
 	}
 	if (pass)
 		OPENSSL_cleanse((void *)json_object_get_string(pass),
-				(size_t)json_object_get_string_len(pass));
+		                (size_t)json_object_get_string_len(pass));
 	json_object_put(o);
 	return copy;
 }
@@ -511,8 +562,8 @@ static int signal_url(const char *metadata_url, char *out, size_t cap)
 	if (n == 0)
 		return -1;
 	return snprintf(out, cap, "%.*s/%s/", (int)n, metadata_url, MAAS_MD_VERSION) < (int)cap
-		       ? 0
-		       : -1;
+	           ? 0
+	           : -1;
 }
 
 static bool is_status_word(const char *s)
@@ -525,47 +576,58 @@ static bool is_status_word(const char *s)
 	return true;
 }
 
-int maas_signal(const struct maas_creds *c, const char *status, const struct power_params *p,
-		const struct post_opts *o, struct post_result *res, struct prov_error *err)
+/* What must hold before anything is sent; URL is set to the signal's address. */
+static int check_signal(const struct maas_creds *c, const char *status,
+                        const struct power_params *p, char *url, size_t cap, struct prov_error *err)
 {
-	struct signal_ctx s = {.creds = c, .status = status};
-	struct post_opts defaults;
-	char url[sizeof(c->metadata_url) + 32];
-	struct http_request rq = {
-		.url = url,
-		.what = "MAAS signal",
-		.opts = o,
-		.prepare = prepare_signal,
-		.again = signal_again,
-		.ctx = &s,
-		.redact = {p->power_pass, c->token_secret},
-	};
-	char *params;
-	int r;
-
-	memset(res, 0, sizeof(*res));
 	if (!c->consumer_key[0] || !c->token_key[0] || !c->token_secret[0])
 		return prov_fail(err, PROV_E_BAD_INPUT, 0,
-				 "MAAS signal: the credentials have no OAuth token (enlistment "
-				 "credentials cannot signal)");
-	if (signal_url(c->metadata_url, url, sizeof(url)) < 0)
+		                 "MAAS signal: the credentials have no OAuth token (enlistment "
+		                 "credentials cannot signal)");
+	if (signal_url(c->metadata_url, url, cap) < 0)
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "MAAS signal: unusable metadata_url");
 	if (!is_status_word(status))
 		return prov_fail(err, PROV_E_BAD_INPUT, 0, "MAAS signal: unusable status");
 	/* MAAS replaces the whole power dict: parameters without these would erase good ones. */
 	if (!p->power_address[0] || !p->power_pass[0])
 		return prov_fail(err, PROV_E_BAD_INPUT, 0,
-				 "MAAS signal: refusing power parameters without %s",
-				 p->power_address[0] ? "a password" : "an address");
+		                 "MAAS signal: refusing power parameters without %s",
+		                 p->power_address[0] ? "a password" : "an address");
+	return 0;
+}
+
+int maas_signal(const struct maas_creds *c, const char *status, const struct power_params *p,
+                const struct post_opts *o, struct post_result *res, struct prov_error *err)
+{
+	struct post_opts defaults;
+	struct signal_ctx s;
+	char url[sizeof(c->metadata_url) + 32];
+	char *params;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	r = check_signal(c, status, p, url, sizeof(url), err);
+	if (r < 0)
+		return r;
 	if (!o) {
 		post_opts_default(&defaults);
-		rq.opts = &defaults;
+		o = &defaults;
 	}
 	params = power_parameters_json(p);
 	if (!params)
 		return prov_fail(err, PROV_E_INTERNAL, 0, "MAAS signal: out of memory");
-	s.power_parameters = params;
-	r = http_send(&rq, res, err);
+	s = (struct signal_ctx){.creds = c, .status = status, .power_parameters = params};
+	r = http_send(
+	    &(struct http_request){
+	        .url = url,
+	        .what = "MAAS signal",
+	        .opts = o,
+	        .prepare = prepare_signal,
+	        .again = signal_again,
+	        .ctx = &s,
+	        .redact = {p->power_pass, c->token_secret},
+	    },
+	    res, err);
 	/* After http_send: its libcurl handle refers to the form until it is cleaned up. */
 	curl_mime_free(s.form);
 	OPENSSL_cleanse(params, strlen(params));

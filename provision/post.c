@@ -151,7 +151,8 @@ static const char *json_message(const char *body, size_t len, struct json_object
 	json_tokener_free(tok);
 	if (!*doc || !json_object_is_type(*doc, json_type_object))
 		return NULL;
-	if (json_object_object_get_ex(*doc, "error", &v) && json_object_is_type(v, json_type_string))
+	if (json_object_object_get_ex(*doc, "error", &v) &&
+	    json_object_is_type(v, json_type_string))
 		return json_object_get_string(v);
 	if (json_object_object_get_ex(*doc, "message", &v) &&
 	    json_object_is_type(v, json_type_string))
@@ -159,8 +160,8 @@ static const char *json_message(const char *body, size_t len, struct json_object
 	return NULL;
 }
 
-void http_server_message(const char *body, size_t len, const char *const redact_list[4],
-			 char *out, size_t cap)
+void http_server_message(const char *body, size_t len, const char *const redact_list[4], char *out,
+                         size_t cap)
 {
 	struct json_object *doc = NULL;
 	const char *text;
@@ -211,7 +212,7 @@ void http_url_for_message(const char *url, char *out, size_t cap)
 		if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
 			path = NULL;
 		snprintf(out, cap, "%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
-			 path ? path : "");
+		         path ? path : "");
 		for (char *p = out; *p; p++)
 			if (*p < 0x20 || *p > 0x7e)
 				*p = '?';
@@ -331,11 +332,12 @@ static bool configure(CURL *curl, const struct http_request *rq, struct attempt 
 
 static bool set_timeouts(CURL *curl, const struct post_opts *o, long left)
 {
-	long whole = o->attempt_timeout_ms > 0 && o->attempt_timeout_ms < left ? o->attempt_timeout_ms
-									     : left;
+	long whole = o->attempt_timeout_ms > 0 && o->attempt_timeout_ms < left
+	                 ? o->attempt_timeout_ms
+	                 : left;
 	long connect = o->connect_timeout_ms > 0 && o->connect_timeout_ms < whole
-			       ? o->connect_timeout_ms
-			       : whole;
+	                   ? o->connect_timeout_ms
+	                   : whole;
 
 	SET(CURLOPT_TIMEOUT_MS, whole > 0 ? whole : 1L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, connect > 0 ? connect : 1L);
@@ -346,7 +348,7 @@ static bool set_timeouts(CURL *curl, const struct post_opts *o, long left)
 
 /* Prepare, send and receive once. Returns 0 with RC set, or a prov_err from the preparation. */
 static int attempt_once(CURL *curl, const struct http_request *rq, struct attempt *a, long left,
-			CURLcode *rc, struct prov_error *err)
+                        CURLcode *rc, struct prov_error *err)
 {
 	struct curl_slist *headers = NULL, *h;
 	int r;
@@ -360,7 +362,7 @@ static int attempt_once(CURL *curl, const struct http_request *rq, struct attemp
 	a->curl_msg[0] = '\0';
 	if (!set_timeouts(curl, rq->opts, left))
 		return prov_fail(err, PROV_E_INTERNAL, 0, "%s: cannot set libcurl's timeouts",
-				 rq->what);
+		                 rq->what);
 	r = rq->prepare(rq->ctx, curl, &headers, err);
 	if (r < 0) {
 		http_free_headers(headers);
@@ -399,8 +401,8 @@ static const char *curl_detail(const struct attempt *a, CURLcode rc, char *buf, 
 
 /* A transport failure: retried unless trying again cannot help. */
 static enum outcome judge_transport(const struct http_request *rq, const char *where,
-				    const struct attempt *a, CURLcode rc, char *last,
-				    size_t last_cap, struct prov_error *err)
+                                    const struct attempt *a, CURLcode rc, char *last,
+                                    size_t last_cap, struct prov_error *err)
 {
 	char detail[CURL_ERROR_SIZE];
 
@@ -410,7 +412,7 @@ static enum outcome judge_transport(const struct http_request *rq, const char *w
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
 		prov_fail(err, PROV_E_BAD_INPUT, 0, "%s %s: unusable URL: %s", rq->what, where,
-			  detail);
+		          detail);
 		return OUTCOME_FINAL;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
@@ -435,9 +437,9 @@ static enum outcome judge_transport(const struct http_request *rq, const char *w
 	}
 }
 
-static enum outcome judge(const struct http_request *rq, const char *where,
-			  const struct attempt *a, CURLcode rc, struct post_result *res,
-			  char *last, size_t last_cap, struct prov_error *err)
+static enum outcome judge(const struct http_request *rq, const char *where, const struct attempt *a,
+                          CURLcode rc, struct post_result *res, char *last, size_t last_cap,
+                          struct prov_error *err)
 {
 	long status = a->reply.status;
 	char msg[sizeof(res->message)];
@@ -454,22 +456,22 @@ static enum outcome judge(const struct http_request *rq, const char *where,
 	if (status < 400) {
 		snprintf(res->message, sizeof(res->message), "%s", msg);
 		prov_fail(err, PROV_E_SERVER_REFUSED, 0,
-			  "%s %s: redirected (HTTP %ld), and redirects are not followed: use the "
-			  "URL the server names",
-			  rq->what, where, status);
+		          "%s %s: redirected (HTTP %ld), and redirects are not followed: use the "
+		          "URL the server names",
+		          rq->what, where, status);
 		return OUTCOME_FINAL;
 	}
 	if (rq->again && rq->again(rq->ctx, &a->reply))
 		return OUTCOME_AGAIN;
 	snprintf(res->message, sizeof(res->message), "%s", msg);
 	prov_fail(err, PROV_E_SERVER_REFUSED, 0, "%s %s: refused (HTTP %ld)%s%s", rq->what, where,
-		  status, msg[0] ? ": " : "", msg);
+	          status, msg[0] ? ": " : "", msg);
 	return OUTCOME_FINAL;
 }
 
 /* The wait before the next attempt, or -1 (ERR filled) when the server's exceeds the deadline. */
 static long next_wait(const struct http_request *rq, const char *where, const struct attempt *a,
-		      unsigned retry, long left, const char *last, struct prov_error *err)
+                      unsigned retry, long left, const char *last, struct prov_error *err)
 {
 	long after = a->reply.status ? http_retry_after(a->reply.retry_after, time(NULL)) : -1;
 
@@ -477,9 +479,9 @@ static long next_wait(const struct http_request *rq, const char *where, const st
 		return http_backoff_ms(rq->opts, retry);
 	if (after * 1000 > left) {
 		prov_fail(err, PROV_E_DEADLINE, 0,
-			  "%s %s: the server asks to retry after %ld s, past the deadline (%ld s "
-			  "left; last: %s)",
-			  rq->what, where, after, left / 1000, last);
+		          "%s %s: the server asks to retry after %ld s, past the deadline (%ld s "
+		          "left; last: %s)",
+		          rq->what, where, after, left / 1000, last);
 		return -1;
 	}
 	return after * 1000;
@@ -500,13 +502,14 @@ int http_send(const struct http_request *rq, struct post_result *res, struct pro
 	curl = curl_easy_init();
 	/* A CA file that cannot be read would only show once TLS starts, maybe minutes later. */
 	if (rq->opts->cacert && !rq->opts->insecure && access(rq->opts->cacert, R_OK) < 0) {
-		r = prov_fail(err, PROV_E_BAD_INPUT, 0, "%s %s: TLS: cannot read the CA file %s: %s",
-			      rq->what, where, rq->opts->cacert, strerror(errno));
+		r = prov_fail(err, PROV_E_BAD_INPUT, 0,
+		              "%s %s: TLS: cannot read the CA file %s: %s", rq->what, where,
+		              rq->opts->cacert, strerror(errno));
 		goto out;
 	}
 	if (!a.reply.body || !curl || !configure(curl, rq, &a)) {
 		r = prov_fail(err, PROV_E_INTERNAL, 0, "%s %s: cannot set up libcurl", rq->what,
-			      where);
+		              where);
 		goto out;
 	}
 	for (;;) {
@@ -516,13 +519,13 @@ int http_send(const struct http_request *rq, struct post_result *res, struct pro
 		if (left <= 0) {
 			if (res->attempts == 0)
 				r = prov_fail(err, PROV_E_DEADLINE, 0,
-					      "%s %s: the deadline passed before the first attempt",
-					      rq->what, where);
+				              "%s %s: the deadline passed before the first attempt",
+				              rq->what, where);
 			else
 				r = prov_fail(err, PROV_E_DEADLINE, 0,
-					      "%s %s: no success before the deadline (%u attempts; "
-					      "last: %s)",
-					      rq->what, where, res->attempts, last);
+				              "%s %s: no success before the deadline (%u attempts; "
+				              "last: %s)",
+				              rq->what, where, res->attempts, last);
 			goto out;
 		}
 		r = attempt_once(curl, rq, &a, left, &rc, err);
@@ -561,15 +564,14 @@ out:
 
 /* ---- the JSON POST ---- */
 
-static int prepare_json(void *ctx, CURL *curl, struct curl_slist **headers,
-			struct prov_error *err)
+static int prepare_json(void *ctx, CURL *curl, struct curl_slist **headers, struct prov_error *err)
 {
 	const char *body = ctx;
 
 	*headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (!*headers ||
 	    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) !=
-		    CURLE_OK ||
+	        CURLE_OK ||
 	    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body) != CURLE_OK)
 		return prov_fail(err, PROV_E_INTERNAL, 0, "POST: cannot set up the request");
 	return 0;
@@ -586,22 +588,22 @@ static void find_power_pass(const char *body, char *pass, size_t cap)
 	    json_object_is_type(v, json_type_string)) {
 		snprintf(pass, cap, "%s", json_object_get_string(v));
 		OPENSSL_cleanse((void *)json_object_get_string(v),
-				(size_t)json_object_get_string_len(v));
+		                (size_t)json_object_get_string_len(v));
 	}
 	json_object_put(doc);
 }
 
-int post_json(const char *url, const char *body, const struct post_opts *o,
-	      struct post_result *res, struct prov_error *err)
+int post_json(const char *url, const char *body, const struct post_opts *o, struct post_result *res,
+              struct prov_error *err)
 {
 	struct post_opts defaults;
 	char pass[64];
 	struct http_request rq = {
-		.url = url,
-		.what = "POST",
-		.opts = o,
-		.prepare = prepare_json,
-		.ctx = (void *)body,
+	    .url = url,
+	    .what = "POST",
+	    .opts = o,
+	    .prepare = prepare_json,
+	    .ctx = (void *)body,
 	};
 	int r;
 

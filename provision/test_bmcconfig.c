@@ -260,8 +260,9 @@ static void test_every_allowed_symbol(void **state)
 
 static void test_typed_looking_values(void **state)
 {
-	static const char *const typed[] = {"16992", "yes", "No", "on", "null", "~", "0x1f",
-					    "1.5",   "1e3", "-12", ".inf", "12:30", "2024-01-02"};
+	static const char *const typed[] = {"16992", "yes",   "No",        "on",  "null",
+	                                    "~",     "0x1f",  "1.5",       "1e3", "-12",
+	                                    ".inf",  "12:30", "2024-01-02"};
 	const char *dir = *state;
 	struct power_params p;
 	struct parsed back;
@@ -366,13 +367,12 @@ static void test_refuses_without_password(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_written_parses_back, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_every_allowed_symbol, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_typed_looking_values, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_existing_file_untouched, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_unwritable_places, make_dir, remove_dir),
-		cmocka_unit_test_setup_teardown(test_refuses_without_password, make_dir,
-						remove_dir),
+	    cmocka_unit_test_setup_teardown(test_written_parses_back, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_every_allowed_symbol, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_typed_looking_values, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_existing_file_untouched, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_unwritable_places, make_dir, remove_dir),
+	    cmocka_unit_test_setup_teardown(test_refuses_without_password, make_dir, remove_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,34 +34,34 @@
 
 /* What cloud-init writes from MAAS's cloud-config-url (block style, other keys around). */
 static const char real_config[] =
-	"#cloud-config\n"
-	"apt:\n"
-	"  preserve_sources_list: false\n"
-	"  proxy: http://10.0.0.1:8000/\n"
-	"datasource:\n"
-	"  MAAS:\n"
-	"    consumer_key: CKey1abc\n"
-	"    metadata_url: http://10.0.0.1:5248/MAAS/metadata/\n"
-	"    token_key: TKey2def\n"
-	"    token_secret: " TOKEN_SECRET "\n"
-	"reporting:\n"
-	"  maas: {consumer_key: CKey1abc, endpoint: 'http://10.0.0.1:5248/MAAS/metadata/status/"
-	"abc123', token_key: TKey2def, token_secret: " TOKEN_SECRET ", type: webhook}\n"
-	"system_info:\n"
-	"  package_mirrors:\n"
-	"  - arches: [i386, amd64]\n"
-	"    search: {primary: ['http://archive.ubuntu.com/ubuntu']}\n";
+    "#cloud-config\n"
+    "apt:\n"
+    "  preserve_sources_list: false\n"
+    "  proxy: http://10.0.0.1:8000/\n"
+    "datasource:\n"
+    "  MAAS:\n"
+    "    consumer_key: CKey1abc\n"
+    "    metadata_url: http://10.0.0.1:5248/MAAS/metadata/\n"
+    "    token_key: TKey2def\n"
+    "    token_secret: " TOKEN_SECRET "\n"
+    "reporting:\n"
+    "  maas: {consumer_key: CKey1abc, endpoint: 'http://10.0.0.1:5248/MAAS/metadata/status/"
+    "abc123', token_key: TKey2def, token_secret: " TOKEN_SECRET ", type: webhook}\n"
+    "system_info:\n"
+    "  package_mirrors:\n"
+    "  - arches: [i386, amd64]\n"
+    "    search: {primary: ['http://archive.ubuntu.com/ubuntu']}\n";
 
 /* PyYAML's default flow style for the leaf mapping. */
 static const char flow_config[] =
-	"datasource:\n"
-	"  MAAS: {consumer_key: CKey1abc, metadata_url: 'http://10.0.0.1:5248/MAAS/metadata/',\n"
-	"    token_key: TKey2def, token_secret: " TOKEN_SECRET "}\n";
+    "datasource:\n"
+    "  MAAS: {consumer_key: CKey1abc, metadata_url: 'http://10.0.0.1:5248/MAAS/metadata/',\n"
+    "    token_key: TKey2def, token_secret: " TOKEN_SECRET "}\n";
 
 static const char enlist_config[] = "#cloud-config\n"
-				    "datasource:\n"
-				    "  MAAS:\n"
-				    "    metadata_url: http://10.0.0.1:5248/MAAS/metadata/\n";
+                                    "datasource:\n"
+                                    "  MAAS:\n"
+                                    "    metadata_url: http://10.0.0.1:5248/MAAS/metadata/\n";
 
 static void expect_full(const struct maas_creds *c)
 {
@@ -86,8 +86,7 @@ static void test_creds_real_file(void **state)
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, real_config, strlen(real_config)),
-			 (ssize_t)strlen(real_config));
+	assert_int_equal(write(fd, real_config, strlen(real_config)), (ssize_t)strlen(real_config));
 	close(fd);
 	assert_int_equal(maas_creds_from_file(path, &c, &err), 0);
 	expect_full(&c);
@@ -109,23 +108,23 @@ static void test_creds_shapes(void **state)
 	expect_full(&c);
 	/* a flat config, as MAAS's reader also takes */
 	assert_int_equal(yaml_creds("metadata_url: https://m/MAAS/metadata/\nconsumer_key: a\n"
-				    "token_key: b\ntoken_secret: c\n",
-				    &c, &err),
-			 0);
+	                            "token_key: b\ntoken_secret: c\n",
+	                            &c, &err),
+	                 0);
 	assert_string_equal(c.metadata_url, "https://m/MAAS/metadata/");
 	assert_string_equal(c.token_key, "b");
 	/* anchors and aliases, quoted values, a repeated key (the last counts) */
 	assert_int_equal(yaml_creds("base: &m {metadata_url: \"http://a/\", consumer_key: x, "
-				    "token_key: y, token_secret: z}\n"
-				    "datasource: {MAAS: *m}\n",
-				    &c, &err),
-			 0);
+	                            "token_key: y, token_secret: z}\n"
+	                            "datasource: {MAAS: *m}\n",
+	                            &c, &err),
+	                 0);
 	assert_string_equal(c.metadata_url, "http://a/");
 	assert_string_equal(c.consumer_key, "x");
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: http://old/\n"
-				    "    metadata_url: http://new/\n",
-				    &c, &err),
-			 0);
+	                            "    metadata_url: http://new/\n",
+	                            &c, &err),
+	                 0);
 	assert_string_equal(c.metadata_url, "http://new/");
 }
 
@@ -142,9 +141,9 @@ static void test_creds_enlistment_variant(void **state)
 	assert_string_equal(c.token_secret, "");
 	/* null values are absent values */
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: http://m/\n"
-				    "    consumer_key:\n    token_key: ~\n    token_secret: null\n",
-				    &c, &err),
-			 0);
+	                            "    consumer_key:\n    token_key: ~\n    token_secret: null\n",
+	                            &c, &err),
+	                 0);
 	assert_string_equal(c.token_secret, "");
 }
 
@@ -155,9 +154,9 @@ static void test_creds_missing_key(void **state)
 
 	(void)state;
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    consumer_key: a\n    token_key: b\n"
-				    "    token_secret: " TOKEN_SECRET "\n",
-				    &c, &err),
-			 PROV_E_BAD_INPUT);
+	                            "    token_secret: " TOKEN_SECRET "\n",
+	                            &c, &err),
+	                 PROV_E_BAD_INPUT);
 	assert_int_equal(err.code, PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "test.cfg"));
 	assert_non_null(strstr(err.msg, "datasource.MAAS.metadata_url"));
@@ -166,7 +165,7 @@ static void test_creds_missing_key(void **state)
 	assert_int_equal(yaml_creds("datasource:\n  other: {}\n", &c, &err), PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "datasource.MAAS"));
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: ftp://m/\n", &c, &err),
-			 PROV_E_BAD_INPUT);
+	                 PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "http"));
 	assert_int_equal(yaml_creds("", &c, &err), PROV_E_BAD_INPUT);
 	assert_int_equal(yaml_creds("# only a comment\n", &c, &err), PROV_E_BAD_INPUT);
@@ -179,46 +178,58 @@ static void test_creds_non_scalar(void **state)
 
 	(void)state;
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: http://m/\n"
-				    "    token_secret: [" TOKEN_SECRET ", two]\n",
-				    &c, &err),
-			 PROV_E_BAD_INPUT);
+	                            "    token_secret: [" TOKEN_SECRET ", two]\n",
+	                            &c, &err),
+	                 PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "datasource.MAAS.token_secret is not a string"));
 	assert_null(strstr(err.msg, TOKEN_SECRET));
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: {a: b}\n", &c, &err),
-			 PROV_E_BAD_INPUT);
+	                 PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "metadata_url is not a string"));
 	assert_int_equal(yaml_creds("datasource: [MAAS]\n", &c, &err), PROV_E_BAD_INPUT);
 	assert_int_equal(yaml_creds("datasource:\n  MAAS: text\n", &c, &err), PROV_E_BAD_INPUT);
 	assert_int_equal(yaml_creds("- a\n- b\n", &c, &err), PROV_E_BAD_INPUT);
 	/* a value that could inject a header line, and its text stays out of the message */
 	assert_int_equal(yaml_creds("datasource:\n  MAAS:\n    metadata_url: http://m/\n"
-				    "    token_secret: \"" TOKEN_SECRET "\\r\\nX-Evil: 1\"\n",
-				    &c, &err),
-			 PROV_E_BAD_INPUT);
+	                            "    token_secret: \"" TOKEN_SECRET "\\r\\nX-Evil: 1\"\n",
+	                            &c, &err),
+	                 PROV_E_BAD_INPUT);
 	assert_null(strstr(err.msg, TOKEN_SECRET));
 	assert_null(strstr(err.msg, "Evil"));
 }
 
 static void test_creds_garbage(void **state)
 {
-	static const char binary[] = "\x00\xff\xfe\x01" "datasource:\x80\x81";
+	static const char binary[] = "\x00\xff\xfe\x01"
+	                             "datasource:\x80\x81";
 	struct maas_creds c;
 	struct prov_error err = {0};
 	char *deep;
 	size_t n = 60000;
+	long t0;
 
 	(void)state;
 	assert_int_equal(yaml_creds("datasource: {MAAS: [unclosed\n", &c, &err), PROV_E_BAD_INPUT);
 	assert_non_null(strstr(err.msg, "not YAML"));
 	assert_int_equal(yaml_creds(": : :\n\t- ]]\n", &c, &err), PROV_E_BAD_INPUT);
 	assert_int_equal(maas_creds_from_yaml(binary, sizeof(binary) - 1, "bin", &c, &err),
-			 PROV_E_BAD_INPUT);
+	                 PROV_E_BAD_INPUT);
 	/* deep nesting within the size bound: refused, not a crash */
 	deep = malloc(n + 1);
 	assert_non_null(deep);
 	memset(deep, '[', n);
 	deep[n] = '\0';
+	t0 = prov_now_ms();
 	assert_int_equal(yaml_creds(deep, &c, &err), PROV_E_BAD_INPUT);
+	assert_non_null(strstr(err.msg, "nested"));
+	assert_true(prov_now_ms() - t0 < 1000);
+	for (size_t i = 0; i < n; i += 2) {
+		deep[i] = '{';
+		deep[i + 1] = i % 4 ? 'a' : ':';
+	}
+	t0 = prov_now_ms();
+	assert_int_equal(yaml_creds(deep, &c, &err), PROV_E_BAD_INPUT);
+	assert_true(prov_now_ms() - t0 < 1000);
 	free(deep);
 }
 
@@ -257,29 +268,29 @@ static void test_cmdline_cloud_config_url(void **state)
 
 	(void)state;
 	assert_true(cmdline_cloud_config_url(
-		"BOOT_IMAGE=/vmlinuz ro root=squash:http://10.0.0.1:5248/images/x ip=::::h:BOOTIF "
-		"ip6=off cloud-config-url=http://10.0.0.1:5248/MAAS/metadata/latest/by-id/abc123/"
-		"?op=get_preseed apparmor=0 log_host=10.0.0.1 log_port=5247 --- "
-		"BOOTIF=01-52-54-00-12-34-56\n",
-		url, sizeof(url)));
+	    "BOOT_IMAGE=/vmlinuz ro root=squash:http://10.0.0.1:5248/images/x ip=::::h:BOOTIF "
+	    "ip6=off cloud-config-url=http://10.0.0.1:5248/MAAS/metadata/latest/by-id/abc123/"
+	    "?op=get_preseed apparmor=0 log_host=10.0.0.1 log_port=5247 --- "
+	    "BOOTIF=01-52-54-00-12-34-56\n",
+	    url, sizeof(url)));
 	assert_string_equal(url, "http://10.0.0.1:5248/MAAS/metadata/latest/by-id/abc123/"
-				 "?op=get_preseed");
+	                         "?op=get_preseed");
 	/* MAAS does not quote, but the kernel allows it */
-	assert_true(cmdline_cloud_config_url("a=1 \"cloud-config-url=http://x/y z\" b", url,
-					     sizeof(url)));
+	assert_true(
+	    cmdline_cloud_config_url("a=1 \"cloud-config-url=http://x/y z\" b", url, sizeof(url)));
 	assert_string_equal(url, "http://x/y z");
 	assert_true(cmdline_cloud_config_url("cloud-config-url=\"http://q/\"", url, sizeof(url)));
 	assert_string_equal(url, "http://q/");
 	/* the last one counts */
-	assert_true(cmdline_cloud_config_url("cloud-config-url=http://a/ cloud-config-url=http://b/",
-					     url, sizeof(url)));
+	assert_true(cmdline_cloud_config_url(
+	    "cloud-config-url=http://a/ cloud-config-url=http://b/", url, sizeof(url)));
 	assert_string_equal(url, "http://b/");
 	/* absent, empty, similar names, too long for the buffer */
 	assert_false(cmdline_cloud_config_url("ro quiet", url, sizeof(url)));
 	assert_false(cmdline_cloud_config_url("cloud-config-url=", url, sizeof(url)));
 	assert_false(cmdline_cloud_config_url("cloud-config-url", url, sizeof(url)));
 	assert_false(cmdline_cloud_config_url("xcloud-config-url=http://a/ cloud-config-urls=b",
-					      url, sizeof(url)));
+	                                      url, sizeof(url)));
 	assert_false(cmdline_cloud_config_url("cloud-config-url=http://a-long-url/", url, 8));
 	assert_false(cmdline_cloud_config_url("", url, sizeof(url)));
 	assert_false(cmdline_cloud_config_url(NULL, url, sizeof(url)));
@@ -296,13 +307,13 @@ static void test_cmdline_bootif(void **state)
 	assert_string_equal(mac, "52:54:00:ab:cd:0f");
 	assert_true(cmdline_bootif("BOOTIF=01-00-00-00-00-00-01 BOOTIF=01-00-00-00-00-00-02", mac));
 	assert_string_equal(mac, "00:00:00:00:00:02");
-	assert_false(cmdline_bootif("BOOTIF=aa-bb-cc-dd-ee-ff", mac));        /* no type */
-	assert_false(cmdline_bootif("BOOTIF=06-aa-bb-cc-dd-ee-ff", mac));     /* not Ethernet */
-	assert_false(cmdline_bootif("BOOTIF=01-aa-bb-cc-dd-ee", mac));        /* short */
-	assert_false(cmdline_bootif("BOOTIF=01-aa-bb-cc-dd-ee-ff-00", mac));  /* long */
-	assert_false(cmdline_bootif("BOOTIF=01-aa:bb:cc:dd:ee:ff", mac));     /* colons */
-	assert_false(cmdline_bootif("BOOTIF=01-ag-bb-cc-dd-ee-ff", mac));     /* not hex */
-	assert_false(cmdline_bootif("BOOTIF=01-aabb-cc-dd-ee-ff-", mac));     /* misplaced */
+	assert_false(cmdline_bootif("BOOTIF=aa-bb-cc-dd-ee-ff", mac));       /* no type */
+	assert_false(cmdline_bootif("BOOTIF=06-aa-bb-cc-dd-ee-ff", mac));    /* not Ethernet */
+	assert_false(cmdline_bootif("BOOTIF=01-aa-bb-cc-dd-ee", mac));       /* short */
+	assert_false(cmdline_bootif("BOOTIF=01-aa-bb-cc-dd-ee-ff-00", mac)); /* long */
+	assert_false(cmdline_bootif("BOOTIF=01-aa:bb:cc:dd:ee:ff", mac));    /* colons */
+	assert_false(cmdline_bootif("BOOTIF=01-ag-bb-cc-dd-ee-ff", mac));    /* not hex */
+	assert_false(cmdline_bootif("BOOTIF=01-aabb-cc-dd-ee-ff-", mac));    /* misplaced */
 	assert_false(cmdline_bootif("XBOOTIF=01-aa-bb-cc-dd-ee-ff", mac));
 	assert_false(cmdline_bootif("BOOTIF=", mac));
 	assert_false(cmdline_bootif("ro quiet", mac));
@@ -315,24 +326,24 @@ static void test_oauth_header_vectors(void **state)
 {
 	/* expected strings from oauthlib's Client.sign (PLAINTEXT), as maas_api_helper uses it */
 	struct maas_creds c = {
-		.consumer_key = "CKey1", .token_key = "TKey2", .token_secret = "S3cr3tS3cr3t"};
+	    .consumer_key = "CKey1", .token_key = "TKey2", .token_secret = "S3cr3tS3cr3t"};
 	struct maas_creds odd = {.consumer_key = "k&y=1 \xc3\xa9",
-				 .token_key = "x+y~z_-.",
-				 .token_secret = "p&q=r s/t%u"};
+	                         .token_key = "x+y~z_-.",
+	                         .token_secret = "p&q=r s/t%u"};
 	char out[1024];
 
 	(void)state;
 	assert_int_equal(maas_oauth_header(&c, "n0nce", 1700000000, out, sizeof(out)), 0);
 	assert_true(strcmp(out, "OAuth oauth_nonce=\"n0nce\", oauth_timestamp=\"1700000000\", "
-				"oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
-				"oauth_consumer_key=\"CKey1\", oauth_token=\"TKey2\", "
-				"oauth_signature=\"%26S3cr3tS3cr3t\"") == 0);
+	                        "oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
+	                        "oauth_consumer_key=\"CKey1\", oauth_token=\"TKey2\", "
+	                        "oauth_signature=\"%26S3cr3tS3cr3t\"") == 0);
 	assert_int_equal(maas_oauth_header(&odd, "a/b", 1700000001, out, sizeof(out)), 0);
 	assert_true(strcmp(out, "OAuth oauth_nonce=\"a%2Fb\", oauth_timestamp=\"1700000001\", "
-				"oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
-				"oauth_consumer_key=\"k%26y%3D1%20%C3%A9\", "
-				"oauth_token=\"x%2By~z_-.\", "
-				"oauth_signature=\"%26p%2526q%253Dr%2520s%252Ft%2525u\"") == 0);
+	                        "oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", "
+	                        "oauth_consumer_key=\"k%26y%3D1%20%C3%A9\", "
+	                        "oauth_token=\"x%2By~z_-.\", "
+	                        "oauth_signature=\"%26p%2526q%253Dr%2520s%252Ft%2525u\"") == 0);
 	/* too small: an error, and nothing of the secret left in the buffer */
 	assert_int_equal(maas_oauth_header(&c, "n0nce", 1700000000, out, 100), PROV_E_INTERNAL);
 	assert_null(memmem(out, 100, "S3cr3t", 6));
@@ -379,9 +390,9 @@ static void append(char *dst, size_t cap, uint64_t off, const char *data, size_t
 }
 
 static enum MHD_Result field(void *cls, enum MHD_ValueKind kind, const char *key,
-			     const char *filename, const char *content_type,
-			     const char *transfer_encoding, const char *data, uint64_t off,
-			     size_t size)
+                             const char *filename, const char *content_type,
+                             const char *transfer_encoding, const char *data, uint64_t off,
+                             size_t size)
 {
 	struct seen *f = cls;
 
@@ -411,15 +422,16 @@ static long header_timestamp(const char *auth)
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *body,
-			     time_t date)
+                             time_t date)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
-	char when[64];
-	struct tm tm;
 
 	if (date) {
+		char when[64];
+		struct tm tm;
+
 		gmtime_r(&date, &tm);
 		strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 		MHD_add_response_header(resp, "Date", when);
@@ -430,9 +442,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 }
 
 static enum MHD_Result serve_maas(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct maas_server *s = cls;
 	struct form *f = *con_cls;
@@ -472,7 +483,7 @@ static enum MHD_Result serve_maas(void *cls, struct MHD_Connection *conn, const 
 	case MAAS_SKEWED:
 		if (labs(header_timestamp(f->fields.auth) - (long)(time(NULL) + 3600)) > 60)
 			return reply(conn, 401, "Authorization Error: 'Expired timestamp'",
-				     time(NULL) + 3600);
+			             time(NULL) + 3600);
 		break;
 	case MAAS_DENY:
 		return reply(conn, 401, "Authorization Error: token is not valid", time(NULL));
@@ -489,7 +500,7 @@ static enum MHD_Result serve_maas(void *cls, struct MHD_Connection *conn, const 
 }
 
 static void form_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-		      enum MHD_RequestTerminationCode toe)
+                      enum MHD_RequestTerminationCode toe)
 {
 	struct form *f = *con_cls;
 
@@ -513,8 +524,8 @@ static void maas_start(struct maas_server *s, enum maas_mode mode)
 	pthread_mutex_init(&s->lock, NULL);
 	s->mode = mode;
 	s->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL,
-				     serve_maas, s, MHD_OPTION_SOCK_ADDR, &sin,
-				     MHD_OPTION_NOTIFY_COMPLETED, form_done, s, MHD_OPTION_END);
+	                             serve_maas, s, MHD_OPTION_SOCK_ADDR, &sin,
+	                             MHD_OPTION_NOTIFY_COMPLETED, form_done, s, MHD_OPTION_END);
 	assert_non_null(s->daemon);
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
@@ -531,7 +542,7 @@ static void creds_for(const struct maas_server *s, struct maas_creds *c, bool tr
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->metadata_url, sizeof(c->metadata_url), "http://127.0.0.1:%u/MAAS/metadata%s",
-		 s->port, trailing_slash ? "/" : "");
+	         s->port, trailing_slash ? "/" : "");
 	snprintf(c->consumer_key, sizeof(c->consumer_key), "CKey1abc");
 	snprintf(c->token_key, sizeof(c->token_key), "TKey2def");
 	snprintf(c->token_secret, sizeof(c->token_secret), TOKEN_SECRET);
@@ -741,21 +752,21 @@ static void test_signal_refuses_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_creds_real_file),
-		cmocka_unit_test(test_creds_shapes),
-		cmocka_unit_test(test_creds_enlistment_variant),
-		cmocka_unit_test(test_creds_missing_key),
-		cmocka_unit_test(test_creds_non_scalar),
-		cmocka_unit_test(test_creds_garbage),
-		cmocka_unit_test(test_creds_huge),
-		cmocka_unit_test(test_cmdline_cloud_config_url),
-		cmocka_unit_test(test_cmdline_bootif),
-		cmocka_unit_test(test_oauth_header_vectors),
-		cmocka_unit_test(test_signal_fields),
-		cmocka_unit_test(test_signal_clock_skew),
-		cmocka_unit_test(test_signal_refused),
-		cmocka_unit_test(test_signal_retries),
-		cmocka_unit_test(test_signal_refuses_bad_input),
+	    cmocka_unit_test(test_creds_real_file),
+	    cmocka_unit_test(test_creds_shapes),
+	    cmocka_unit_test(test_creds_enlistment_variant),
+	    cmocka_unit_test(test_creds_missing_key),
+	    cmocka_unit_test(test_creds_non_scalar),
+	    cmocka_unit_test(test_creds_garbage),
+	    cmocka_unit_test(test_creds_huge),
+	    cmocka_unit_test(test_cmdline_cloud_config_url),
+	    cmocka_unit_test(test_cmdline_bootif),
+	    cmocka_unit_test(test_oauth_header_vectors),
+	    cmocka_unit_test(test_signal_fields),
+	    cmocka_unit_test(test_signal_clock_skew),
+	    cmocka_unit_test(test_signal_refused),
+	    cmocka_unit_test(test_signal_retries),
+	    cmocka_unit_test(test_signal_refuses_bad_input),
 	};
 	int r;
 

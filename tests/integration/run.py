@@ -15,6 +15,16 @@ Keys of a case:
   verify_admin  true: after the steps, a separate Digest-authenticated WS-Man call (through the
                 emulator's LMS stand-in) must accept the password in the state directory as
                 "admin", and refuse a wrong one
+  server        start the test provisioning server (tests/server/provserver.py) for the case:
+                {"faults": [...], "tls": bool, "node_status": "COMMISSIONING", "args": [...]};
+                {server} is its base URL, {maas_cfg} cloud-init's MAAS datasource file with its
+                credentials, {server_ca} the CA of its certificate
+  handoff       what the server (and files) must hold at the end, compared with the machine:
+                "server_final" (the current document carries the saved password, AMT's address
+                and port), "server_pending_first" (a pending document with the same password came
+                first, then exactly one final), "maas_power" (the MAAS node's power settings),
+                "bmc_config" ({tmp}/bmc.yaml holds them), "server_nothing" (nothing received),
+                "maas_nothing" (no power settings stored)
 Keys of a step:
   args          the agent's arguments (the runner adds --device); {tmp}, {state} and {ca} are
                 replaced by the case's directory, its state directory and the test CA
@@ -28,6 +38,7 @@ Keys of a step:
   stats         {"amthi.connects": 1, "amthi.commands.GetUUID": 1, ...}: emulator counters of
                 this step
   max_seconds   wall-time bound of the agent's run (a hang is a failure)
+  server_faults faults of the test server for this step (replacing the case's)
   show_password true: the step may print the admin password (it must not otherwise: every
                 output of every step is searched for it)
 
@@ -177,15 +188,64 @@ def stop(sim):
         fail("amtsim did not stop on SIGTERM")
 
 
-def expand(arg, m):
-    return (arg.replace("{tmp}", m.tmp).replace("{state}", os.path.join(m.tmp, "state"))
-            .replace("{ca}", os.path.join(m.certs, "ca.pem")))
+SERVER = os.path.join(HERE, "..", "server")
 
 
-def run_step(m, step, transport, stats_path):
+class Server:
+    """The test provisioning server of one case."""
+
+    def __init__(self, spec, tmp):
+        self.tmp = tmp
+        self.certs = os.path.join(tmp, "server-certs")
+        self.maas_cfg = os.path.join(tmp, "maas.cfg")
+        cmd = ["/usr/bin/python3", os.path.join(SERVER, "provserver.py"), "--port", "0",
+               "--record", os.path.join(tmp, "record.json"), "--maas-creds-out", self.maas_cfg,
+               "--node-status", spec.get("node_status", "COMMISSIONING")]
+        self.ctx = None
+        if spec.get("tls"):
+            subprocess.run(["sh", os.path.join(SERVER, "make-certs.sh"), self.certs],
+                           check=True, capture_output=True)
+            cmd += ["--tls-cert", os.path.join(self.certs, "server.pem"),
+                    "--tls-key", os.path.join(self.certs, "server.key")]
+            self.ctx = ssl.create_default_context(cafile=os.path.join(self.certs, "ca.pem"))
+        for f in spec.get("faults", []):
+            cmd += ["--fault", f]
+        cmd += spec.get("args", [])
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (\S+)", line)
+        if not m:
+            self.proc.kill()
+            fail(f"provserver did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = m.group(1)
+
+    def control(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10, context=self.ctx) as r:
+            return json.load(r)
+
+    def stop(self):
+        stop(self.proc)
+
+
+def expand(arg, m, srv=None):
+    arg = (arg.replace("{tmp}", m.tmp).replace("{state}", os.path.join(m.tmp, "state"))
+           .replace("{ca}", os.path.join(m.certs, "ca.pem")))
+    if srv:
+        arg = (arg.replace("{server}", srv.url).replace("{maas_cfg}", srv.maas_cfg)
+               .replace("{server_ca}", os.path.join(srv.certs, "ca.pem")))
+    return arg
+
+
+def run_step(m, step, transport, stats_path, srv):
     """One agent run against the machine: its own emulator process, so per-step faults and
     counters are the step's own; the machine's state carries over through --state."""
-    agent_args = [expand(a, m) for a in step["args"]]
+    agent_args = [expand(a, m, srv) for a in step["args"]]
+    if srv and "server_faults" in step:
+        srv.control("/_fault", {"set": step["server_faults"]})
     faults = step.get("fault_env", [])
     if transport == "umockdev":
         cmd = m.sim_command(stats_path, faults)
@@ -317,6 +377,107 @@ def verify_admin(m, problems):
         stop(sim)
 
 
+def machine_facts(m):
+    """What the hand-off must carry for this machine: UUID, address, port, saved password."""
+    with open(os.path.join(PROFILES, m.case["profile"] + ".json")) as f:
+        amt = json.load(f)["amt"]
+    passwords = saved_passwords(m.tmp)
+    return {"uuid": amt["uuid"], "power_address": amt["wired"]["ipv4"], "port": "16992",
+            "power_user": "admin", "power_pass": passwords[0] if len(passwords) == 1 else None}
+
+
+def check_server_final(m, record):
+    want = machine_facts(m)
+    node = record.get("enlist", {}).get("nodes", {}).get(want["uuid"])
+    if not node or not node.get("current"):
+        return ["the server holds no document for this machine"]
+    doc = node["current"]
+    out = []
+    if doc.get("state", "final") != "final":
+        out.append(f"the server's current document is {doc.get('state')!r}, not final")
+    pp = doc.get("power_parameters", {})
+    for k in ("power_address", "port", "power_user", "power_pass"):
+        if pp.get(k) != want[k]:
+            out.append(f"server document {k} is {'(hidden)' if k == 'power_pass' else pp.get(k)!r}"
+                       f", the machine's is {'(hidden)' if k == 'power_pass' else want[k]!r}")
+    if doc.get("power_type") != "amt" or doc.get("schema") != "amt-enlist/1":
+        out.append("server document lacks power_type amt or schema amt-enlist/1")
+    return out
+
+
+def check_server_pending_first(m, record):
+    want = machine_facts(m)
+    docs = record.get("enlist", {}).get("nodes", {}).get(want["uuid"], {}).get("documents", [])
+    states = [d.get("state", "final") if isinstance(d, dict) and "power_type" in d
+              else d.get("document", {}).get("state", "final") for d in docs]
+    bodies = [d if "power_type" in d else d.get("document", {}) for d in docs]
+    out = []
+    if not states or states[0] != "pending":
+        out.append(f"the first document was not pending: {states}")
+    elif bodies[0]["power_parameters"].get("power_pass") != want["power_pass"]:
+        out.append("the pending document's password is not the one AMT was set to")
+    finals = [s for s in states if s == "final"]
+    if len(finals) != 1:
+        out.append(f"expected exactly one final document, got states {states}")
+    return out
+
+
+def check_maas_power(m, record):
+    want = machine_facts(m)
+    node = record.get("maas", {}).get("node", {})
+    out = []
+    if node.get("power_type") != "amt":
+        out.append(f"MAAS node power_type is {node.get('power_type')!r}")
+    pp = node.get("power_parameters") or {}
+    expect = {k: want[k] for k in ("power_address", "power_user", "power_pass", "port")}
+    if pp != expect:
+        out.append("MAAS node power_parameters differ from the machine's "
+                   f"(keys {sorted(pp)}, address {pp.get('power_address')!r})")
+    return out
+
+
+def check_bmc_config(m, record):
+    del record
+    want = machine_facts(m)
+    path = os.path.join(m.tmp, "bmc.yaml")
+    if not os.path.exists(path):
+        return ["no bmc-config file was written"]
+    import yaml  # Debian's python3-yaml
+    with open(path) as f:
+        got = yaml.safe_load(f)
+    expect = {"power_type": "amt"}
+    expect.update({k: want[k] for k in ("power_address", "power_user", "power_pass", "port")})
+    out = []
+    if got != expect:
+        out.append(f"bmc-config holds keys {sorted(got or {})}, not the machine's parameters")
+    if os.stat(path).st_mode & 0o777 != 0o600:
+        out.append("bmc-config is not mode 0600")
+    return out
+
+
+def check_server_nothing(m, record):
+    del m
+    docs = record.get("enlist", {}).get("documents", [])
+    return [f"the server received {len(docs)} documents"] if docs else []
+
+
+def check_maas_nothing(m, record):
+    del m
+    node = record.get("maas", {}).get("node", {})
+    changes = record.get("maas", {}).get("power_changes", [])
+    return [f"MAAS power settings changed: {node.get('power_type')}"] if changes else []
+
+
+HANDOFF_CHECKS = {
+    "server_final": check_server_final,
+    "server_pending_first": check_server_pending_first,
+    "maas_power": check_maas_power,
+    "bmc_config": check_bmc_config,
+    "server_nothing": check_server_nothing,
+    "maas_nothing": check_maas_nothing,
+}
+
+
 def load_json(path):
     if not os.path.exists(path):
         return {}
@@ -332,15 +493,23 @@ def run_case(args, case, tmp):
             f.write(content)
         os.chmod(path, 0o600)
     reports, problems = [], []
-    for i, step in enumerate(case.get("steps", [case])):
-        stats_path = os.path.join(tmp, f"stats-{i}.json")
-        p, elapsed = run_step(m, step, args.transport, stats_path)
-        stats = load_json(stats_path)
-        step_problems = check(case, step, p, stats)
-        reports.append((i, step, p, elapsed, stats, step_problems))
-        problems += [f"step {i + 1}: {x}" for x in step_problems]
+    srv = Server(case["server"], tmp) if "server" in case else None
+    try:
+        for i, step in enumerate(case.get("steps", [case])):
+            stats_path = os.path.join(tmp, f"stats-{i}.json")
+            p, elapsed = run_step(m, step, args.transport, stats_path, srv)
+            stats = load_json(stats_path)
+            step_problems = check(case, step, p, stats)
+            reports.append((i, step, p, elapsed, stats, step_problems))
+            problems += [f"step {i + 1}: {x}" for x in step_problems]
+        record = srv.control("/_record") if srv else {}
+    finally:
+        if srv:
+            srv.stop()
     if case.get("verify_admin"):
         verify_admin(m, problems)
+    for name in case.get("handoff", []):
+        problems += HANDOFF_CHECKS[name](m, record)
     for pw in saved_passwords(tmp):
         for i, step, p, _, _, _ in reports:
             if not step.get("show_password") and (pw in p.stdout or pw in p.stderr):

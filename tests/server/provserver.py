@@ -147,7 +147,7 @@ OAUTH_WINDOW = 300
 AMT_PORTS = ("16992", "16993")
 POWER_KEYS = {"power_address", "power_user", "power_pass", "port"}
 DOC_KEYS = {"schema", "uuid", "power_type", "power_parameters", "host", "amt", "state",
-            "credentials"}
+            "credentials", "address_source"}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 KEY_CHARS = set(string.ascii_letters + string.digits)
