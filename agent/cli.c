@@ -8,6 +8,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "settings.h"
 #include "log.h"
 
 struct command {
@@ -41,6 +42,7 @@ enum {
 	OPT_MAAS,
 	OPT_NO_AMT_OK,
 	OPT_REPORT_UNKNOWN,
+	OPT_CONFIG,
 };
 
 struct option_help {
@@ -85,6 +87,8 @@ static const struct option_help options[] = {
 	 "print the admin password (it is hidden otherwise)"},
 	{{"amt-ca", required_argument, NULL, OPT_AMT_CA}, "FILE",
 	 "CA certificate(s) AMT's TLS certificate must chain to"},
+	{{"config", required_argument, NULL, OPT_CONFIG}, "FILE",
+	 "settings file (default /etc/amt-enlist.conf; the command line wins)"},
 	{{"verbose", no_argument, NULL, 'v'}, NULL, "say more (repeat for debug)"},
 	{{"quiet", no_argument, NULL, 'q'}, NULL, "errors only"},
 	{{"help", no_argument, NULL, 'h'}, NULL, "show this help"},
@@ -207,6 +211,8 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 	case OPT_REPORT_UNKNOWN:
 		o->handoff.report_unknown = true;
 		return 0;
+	case OPT_CONFIG: /* read before the command line, by read_settings() */
+		return 0;
 	case 'v':
 		(*verbosity)++;
 		return 0;
@@ -228,20 +234,112 @@ static void usage_error_for(int c, char **argv)
 		log_error("unknown option '%s' (see --help)", arg);
 }
 
-int agent_main(int argc, char **argv)
+/* What a settings file gives: values copied, since options keep pointers to them. */
+struct settings_ctx {
+	struct agent_opts *o;
+	int *verbosity;
+	const char *path;
+	char *values[64];
+	unsigned n_values;
+};
+
+static const struct option_help *find_option(const char *name)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strcmp(options[i].opt.name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int apply_setting(void *opaque, const char *key, const char *value, unsigned line)
+{
+	struct settings_ctx *ctx = opaque;
+	const struct option_help *h = find_option(key);
+	int on;
+
+	if (!h || h->opt.val == 'h' || h->opt.val == 'V' || h->opt.val == OPT_CONFIG) {
+		log_error("%s: line %u: unknown setting '%s'", ctx->path, line, key);
+		return -1;
+	}
+	on = settings_bool(value);
+	if (h->opt.has_arg == no_argument || (h->opt.has_arg == optional_argument && on >= 0)) {
+		if (on < 0) {
+			log_error("%s: line %u: '%s' takes yes or no", ctx->path, line, key);
+			return -1;
+		}
+		optarg = NULL;
+		return on ? parse_option(h->opt.val, ctx->o, ctx->verbosity) : 0;
+	}
+	if (!*value || ctx->n_values == sizeof(ctx->values) / sizeof(ctx->values[0])) {
+		log_error("%s: line %u: '%s' needs a value", ctx->path, line, key);
+		return -1;
+	}
+	optarg = ctx->values[ctx->n_values++] = strdup(value);
+	return optarg ? parse_option(h->opt.val, ctx->o, ctx->verbosity) : -1;
+}
+
+/* --config FILE or --config=FILE on the command line, before getopt sees it. */
+static const char *settings_path(int argc, char **argv, bool *explicit)
+{
+	*explicit = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			*explicit = true;
+			return argv[i + 1];
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			*explicit = true;
+			return argv[i] + 9;
+		}
+	}
+	return SETTINGS_DEFAULT_PATH;
+}
+
+static int read_settings(int argc, char **argv, struct settings_ctx *ctx)
+{
+	bool explicit;
+	char text[SETTINGS_MAX_SIZE + 1], why[256] = "";
+	size_t len;
+	FILE *f;
+
+	ctx->path = settings_path(argc, argv, &explicit);
+	f = fopen(ctx->path, "re");
+	if (!f) {
+		if (!explicit && errno == ENOENT)
+			return 0;
+		log_error("cannot read settings file %s: %s", ctx->path, strerror(errno));
+		return -1;
+	}
+	len = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	if (settings_parse(text, len, apply_setting, ctx, why, sizeof(why)) < 0) {
+		if (why[0])
+			log_error("%s: %s", ctx->path, why);
+		return -1;
+	}
+	return 0;
+}
+
+static void free_settings(struct settings_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->n_values; i++)
+		free(ctx->values[i]);
+}
+
+static int run(int argc, char **argv, struct settings_ctx *settings)
 {
 	struct option longopts[N_OPTIONS + 1];
-	struct agent_opts o = {0};
+	struct agent_opts *o = settings->o;
 	const struct command *cmd = &commands[0];
-	int verbosity = 0, c;
+	int c;
 
 	for (size_t i = 0; i < N_OPTIONS; i++)
 		longopts[i] = options[i].opt;
 	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[N_OPTIONS]));
-	prov_opts_default(&o.prov);
-	prov_activate_opts_default(&o.activate);
-	prov_handoff_opts_default(&o.handoff);
 	opterr = 0;
+	optind = 1;
 	while ((c = getopt_long(argc, argv, ":d:vqhV", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			print_help(stdout);
@@ -255,13 +353,16 @@ int agent_main(int argc, char **argv)
 			usage_error_for(c, argv);
 			return EXIT_USAGE;
 		}
-		if (parse_option(c, &o, &verbosity) < 0)
+		if (parse_option(c, o, settings->verbosity) < 0)
 			return EXIT_USAGE;
 	}
-	log_set_level(verbosity < 0 ? LOG_ERROR : verbosity == 0 ? LOG_INFO : LOG_DEBUG);
-	if (!o.handoff.bmc_config_path && getenv("BMC_CONFIG_PATH") && *getenv("BMC_CONFIG_PATH"))
-		o.handoff.bmc_config_path = getenv("BMC_CONFIG_PATH");
-	if (o.handoff.server_url || o.handoff.maas || o.handoff.bmc_config_path)
+	log_set_level(*settings->verbosity < 0    ? LOG_ERROR
+		      : *settings->verbosity == 0 ? LOG_INFO
+						  : LOG_DEBUG);
+	if (!o->handoff.bmc_config_path && getenv("BMC_CONFIG_PATH") &&
+	    *getenv("BMC_CONFIG_PATH"))
+		o->handoff.bmc_config_path = getenv("BMC_CONFIG_PATH");
+	if (o->handoff.server_url || o->handoff.maas || o->handoff.bmc_config_path)
 		cmd = find_command("enlist");
 	if (optind < argc) {
 		cmd = find_command(argv[optind]);
@@ -275,7 +376,21 @@ int agent_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	return cmd->run(&o);
+	return cmd->run(o);
+}
+
+int agent_main(int argc, char **argv)
+{
+	struct agent_opts o = {0};
+	int verbosity = 0, r;
+	struct settings_ctx settings = {.o = &o, .verbosity = &verbosity};
+
+	prov_opts_default(&o.prov);
+	prov_activate_opts_default(&o.activate);
+	prov_handoff_opts_default(&o.handoff);
+	r = read_settings(argc, argv, &settings) < 0 ? EXIT_USAGE : run(argc, argv, &settings);
+	free_settings(&settings);
+	return r;
 }
 
 int exit_code_for(int prov_err)

@@ -487,13 +487,13 @@ def load_json(path):
 
 def run_case(args, case, tmp):
     m = Machine(args, case, tmp)
+    reports, problems = [], []
+    srv = Server(case["server"], tmp) if "server" in case else None
     for name, content in case.get("files", {}).items():
         path = os.path.join(tmp, name)
         with open(path, "w") as f:
-            f.write(content)
+            f.write(expand(content, m, srv))
         os.chmod(path, 0o600)
-    reports, problems = [], []
-    srv = Server(case["server"], tmp) if "server" in case else None
     try:
         for i, step in enumerate(case.get("steps", [case])):
             stats_path = os.path.join(tmp, f"stats-{i}.json")
