@@ -157,6 +157,33 @@ static int credentials_work(struct prov_session *s, const struct prov_activate_o
 	return wsman_failure("checking the admin password with AMT failed", &we, err);
 }
 
+int session_network_tls(struct prov_session *s, const struct prov_activate_opts *o,
+			const struct prov_credentials *cred, bool *enabled, struct prov_error *err)
+{
+	const struct wsman_param sel = {"InstanceID", "Intel(r) AMT 802.3 TLS Settings"};
+	struct wsman_client *c;
+	struct wsman_error we;
+	xmlDocPtr doc = NULL;
+	char text[16];
+	bool tls;
+	int r = wsman_open(s, o, cred->user, cred->password, &c, &tls, err);
+
+	if (r != 0)
+		return r;
+	r = wsman_get_instance(c, AMT_URI_TLS_SETTING_DATA, &sel, &doc, &we);
+	wsman_client_free(c);
+	if (r == 0)
+		r = wsman_body_text(doc, "Enabled", text, sizeof(text));
+	xmlFreeDoc(doc);
+	if (r != 0)
+		return r == WSMAN_E_PARSE && !we.msg[0]
+			       ? prov_fail(err, PROV_E_ACTIVATION, 0,
+					   "AMT_TLSSettingData has no Enabled value")
+			       : wsman_failure("reading AMT's network TLS setting failed", &we, err);
+	*enabled = strcmp(text, "true") == 0;
+	return 0;
+}
+
 static const char *setup_return_name(unsigned rv)
 {
 	static const char *const names[] = {

@@ -14,7 +14,8 @@
 #include "host.h"
 #include "session.h"
 
-#define PORT_HTTP "16992"
+#define PORT_HTTP  "16992"
+#define PORT_HTTPS "16993"
 
 void prov_handoff_opts_default(struct prov_handoff_opts *o)
 {
@@ -126,7 +127,10 @@ static int signal_maas(struct enlist_ctx *ctx, const struct power_params *p,
 	return maas_signal(&ctx->maas, "WORKING", p, &ctx->post, &pr, err);
 }
 
-/* The write-ahead hook: every requested network target must accept the password first. */
+/*
+ * The write-ahead hook: every requested network target must accept the password first. AMT is
+ * unprovisioned here, so TLS on its network interface is not configured yet: port 16992.
+ */
 static int write_ahead(void *opaque, const struct amt_state *st,
 		       const struct prov_credentials *cred, struct prov_error *err)
 {
@@ -251,8 +255,12 @@ int prov_enlist(struct prov_session *s, const struct prov_activate_opts *ao,
 		report_unknown(&ctx, st);
 	if (r == 0 && !res->address_source)
 		r = resolve_address(&ctx, st, err);
-	if (r == 0 && !res->port[0])
-		snprintf(res->port, sizeof(res->port), PORT_HTTP);
+	if (r == 0) {
+		bool tls;
+
+		r = session_network_tls(s, ao, &res->cred, &tls, err);
+		snprintf(res->port, sizeof(res->port), "%s", tls ? PORT_HTTPS : PORT_HTTP);
+	}
 	if (r == 0)
 		r = hand_off(&ctx, st, err);
 	maas_creds_wipe(&ctx.maas);

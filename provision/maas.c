@@ -331,18 +331,20 @@ static bool cmdline_value(const char *cmdline, const char *name, char *out, size
 {
 	size_t nl = strlen(name);
 	const char *p = cmdline;
-	bool found = false, fits;
+	bool found = false, fits = true;
 	char param[4096];
 
 	if (!cmdline || cap == 0)
 		return false;
 	out[0] = '\0';
 	while (next_param(&p, param, sizeof(param), &fits)) {
-		if (strncmp(param, name, nl) != 0 || param[nl] != '=')
+		const char *eq = strchr(param, '=');
+
+		if (!eq || (size_t)(eq - param) != nl || memcmp(param, name, nl) != 0)
 			continue;
-		found = fits && param[nl + 1] && strlen(param + nl + 1) < cap;
+		found = fits && strlen(eq + 1) > 0 && strlen(eq + 1) < cap;
 		if (found)
-			snprintf(out, cap, "%s", param + nl + 1);
+			snprintf(out, cap, "%s", eq + 1);
 	}
 	if (!found)
 		out[0] = '\0';

@@ -477,7 +477,7 @@ static long next_wait(const struct http_request *rq, const char *where, const st
 
 	if (after < 0)
 		return http_backoff_ms(rq->opts, retry);
-	if (after * 1000 > left) {
+	if (after > 0 && after * 1000 > left) {
 		prov_fail(err, PROV_E_DEADLINE, 0,
 		          "%s %s: the server asks to retry after %ld s, past the deadline (%ld s "
 		          "left; last: %s)",

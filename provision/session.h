@@ -26,6 +26,13 @@ void session_amthi_drop(struct prov_session *s);
 /* Ask the watchdog client again next time (after AMT was enabled). */
 void session_forget_state_independence(struct prov_session *s);
 
+/*
+ * Whether AMT's network interface (802.3) uses TLS, from AMT_TLSSettingData read as CRED's user:
+ * what decides MAAS's port, 16993 or 16992.
+ */
+int session_network_tls(struct prov_session *s, const struct prov_activate_opts *o,
+			const struct prov_credentials *cred, bool *enabled, struct prov_error *err);
+
 /* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
 long prov_now_ms(void);
 void prov_sleep_ms(long ms);

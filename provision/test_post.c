@@ -718,8 +718,10 @@ static void test_tls_verified(void **state)
 	struct prov_error err = {0};
 	struct post_result res;
 
-	if (!p)
+	if (!p) {
 		skip();
+		return;
+	}
 	tls_post(state, p->ca_file, false, 0, &err, &res);
 	assert_int_equal(res.attempts, 1);
 }
@@ -730,8 +732,10 @@ static void test_tls_untrusted(void **state)
 	struct prov_error err = {0};
 	struct post_result res;
 
-	if (!p)
+	if (!p) {
 		skip();
+		return;
+	}
 	tls_post(state, p->other_ca_file, false, PROV_E_BAD_INPUT, &err, &res);
 	assert_non_null(strstr(err.msg, "TLS"));
 	assert_int_equal(res.attempts, 1); /* retrying would not make it verify */
@@ -747,8 +751,10 @@ static void test_tls_insecure(void **state)
 	struct prov_error err = {0};
 	struct post_result res;
 
-	if (!p)
+	if (!p) {
 		skip();
+		return;
+	}
 	tls_post(state, p->other_ca_file, true, 0, &err, &res);
 	assert_int_equal(res.attempts, 1);
 }

@@ -176,6 +176,22 @@ static void test_envelope_get(void **state)
 	built_free(&b);
 }
 
+static void test_envelope_get_instance(void **state)
+{
+	const struct wsman_param sel = {"InstanceID", "Intel(r) AMT 802.3 TLS Settings"};
+	struct built b = {0};
+
+	(void)state;
+	build_and_reparse(wsman_envelope_get_instance(AMT_URI_TLS_SETTING_DATA, &sel, 9), &b);
+	assert_common_header(&b, WSMAN_ACTION_GET, AMT_URI_TLS_SETTING_DATA, "9");
+	assert_xpath(&b, "/s:Envelope/s:Header/w:SelectorSet/w:Selector/@Name", "InstanceID");
+	assert_xpath(&b, "/s:Envelope/s:Header/w:SelectorSet/w:Selector",
+		     "Intel(r) AMT 802.3 TLS Settings");
+	built_free(&b);
+	assert_null(wsman_envelope_get_instance(AMT_URI_TLS_SETTING_DATA,
+						&(struct wsman_param){"InstanceID", NULL}, 1));
+}
+
 static void test_envelope_invoke(void **state)
 {
 	const struct wsman_param params[] = {
@@ -1833,6 +1849,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_envelope_get),
+		cmocka_unit_test(test_envelope_get_instance),
 		cmocka_unit_test(test_envelope_invoke),
 		cmocka_unit_test(test_envelope_no_params),
 		cmocka_unit_test(test_envelope_rejects_bad_names),

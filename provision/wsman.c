@@ -104,17 +104,34 @@ static bool envelope_start(struct envelope *e, const char *action, const char *r
 	return e->body != NULL;
 }
 
-xmlDocPtr wsman_envelope_get(const char *resource_uri, unsigned message_id)
+/* <w:SelectorSet><w:Selector Name="NAME">VALUE</w:Selector></w:SelectorSet> in the Header. */
+static bool add_selector(struct envelope *e, const struct wsman_param *selector)
+{
+	xmlNodePtr set = xmlNewChild(e->header, e->wsman, xc("SelectorSet"), NULL);
+	xmlNodePtr sel = set ? add_text(set, e->wsman, "Selector", selector->value, false, NULL)
+			     : NULL;
+
+	return sel && xmlSetProp(sel, xc("Name"), xc(selector->name));
+}
+
+xmlDocPtr wsman_envelope_get_instance(const char *resource_uri,
+				      const struct wsman_param *selector, unsigned message_id)
 {
 	struct envelope e = {0};
 
-	if (!resource_uri)
+	if (!resource_uri || (selector && (!selector->name || !selector->value)))
 		return NULL;
-	if (!envelope_start(&e, WSMAN_ACTION_GET, resource_uri, message_id)) {
+	if (!envelope_start(&e, WSMAN_ACTION_GET, resource_uri, message_id) ||
+	    (selector && !add_selector(&e, selector))) {
 		xmlFreeDoc(e.doc);
 		return NULL;
 	}
 	return e.doc;
+}
+
+xmlDocPtr wsman_envelope_get(const char *resource_uri, unsigned message_id)
+{
+	return wsman_envelope_get_instance(resource_uri, NULL, message_id);
 }
 
 static bool is_ncname(const char *s)
@@ -1078,8 +1095,9 @@ static int request(struct wsman_client *c, xmlDocPtr doc, xmlDocPtr *reply,
 	return r;
 }
 
-int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply,
-	      struct wsman_error *err)
+int wsman_get_instance(struct wsman_client *c, const char *resource_uri,
+		       const struct wsman_param *selector, xmlDocPtr *reply,
+		       struct wsman_error *err)
 {
 	struct wsman_error dummy;
 
@@ -1089,7 +1107,14 @@ int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply
 	if (!c || !reply)
 		return fail(err, WSMAN_E_INTERNAL, "wsman_get: no client or no output");
 	*reply = NULL;
-	return request(c, wsman_envelope_get(resource_uri, c->next_message_id++), reply, err);
+	return request(c, wsman_envelope_get_instance(resource_uri, selector, c->next_message_id++),
+		       reply, err);
+}
+
+int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply,
+	      struct wsman_error *err)
+{
+	return wsman_get_instance(c, resource_uri, NULL, reply, err);
 }
 
 int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,

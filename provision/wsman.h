@@ -97,6 +97,9 @@ struct wsman_param {
 
 /* Envelopes (pure, for tests): a Transfer Get, and a method call with flat parameters. */
 xmlDocPtr wsman_envelope_get(const char *resource_uri, unsigned message_id);
+/* A Get of one instance, named by a selector (e.g. InstanceID), or of the singleton (NULL). */
+xmlDocPtr wsman_envelope_get_instance(const char *resource_uri,
+				      const struct wsman_param *selector, unsigned message_id);
 xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 				const struct wsman_param *params, size_t n_params,
 				unsigned message_id);
@@ -118,6 +121,9 @@ int wsman_return_value(xmlDocPtr doc, unsigned *rv);
 /* One request over the client: Get RESOURCE, or invoke METHOD on it. *reply is the caller's. */
 int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply,
 	      struct wsman_error *err);
+int wsman_get_instance(struct wsman_client *c, const char *resource_uri,
+		       const struct wsman_param *selector, xmlDocPtr *reply,
+		       struct wsman_error *err);
 int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,
 		 const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 		 struct wsman_error *err);

@@ -27,6 +27,8 @@
  *     remote_access {network_status, remote_status, trigger, mps_hostname}, power_policy,
  *     cert_hashes [{[handle] (default: the index), name, algorithm 0-3, hash (hex), default,
  *     active}], local_system_account {username, password, [trailing_pad] 0|2},
+ *     [network_tls]      TLS on AMT's network interface (AMT_TLSSettingData for 802.3),
+ *                        what decides MAAS's port 16993; default false
  *     [tls_enforced]     TLS on local ports (WS-Man on 16993 only); default: the watchdog
  *                        state's bit 6, when its bit 7 says the bits mean something
  *     [digest_realm]     AMT_GeneralSettings.DigestRealm; default "Digest:" and the UUID's
@@ -725,7 +727,8 @@ static int load_provisioning(struct ctx *x, const struct path *at, json_object *
 	/* Bit 6 of the watchdog's byte means TLS on local ports, when bit 7 says bits mean. */
 	pr->tls_enforced = pr->client[AMTSIM_CLIENT_WATCHDOG].present && (wd & 0x80) && (wd & 0x40);
 	pr->settle_ms = 1500;
-	if (get_bool(x, at, amt, "tls_enforced", false, &pr->tls_enforced) < 0)
+	if (get_bool(x, at, amt, "tls_enforced", false, &pr->tls_enforced) < 0 ||
+	    get_bool(x, at, amt, "network_tls", false, &pr->network_tls) < 0)
 		return -1;
 	pr->commit_restart = pr->tls_enforced ? SIM_COMMIT_RESTART_AFTER : SIM_COMMIT_KEEP;
 	if (get_string(x, at, amt, "digest_realm", false, pr->digest_realm,
@@ -775,6 +778,7 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 					   "cert_hashes",
 					   "local_system_account",
 					   "tls_enforced",
+					   "network_tls",
 					   "digest_realm",
 					   "admin_password",
 					   "settle_ms",

@@ -129,6 +129,7 @@ struct sim_profile {
 
 	/* WS-Man and provisioning */
 	bool tls_enforced; /* TLS on local ports: amt.tls_enforced, else watchdog bit 6 */
+	bool network_tls;  /* TLS on AMT's network interface (AMT_TLSSettingData, 802.3) */
 	char digest_realm[SIM_REALM_MAX + 1];
 	char admin_ha1[SIM_HA1_HEX + 1]; /* from amt.admin_password; "" when none */
 	uint32_t settle_ms;              /* "in" after Unprovision, before "pre" */

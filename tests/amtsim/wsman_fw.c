@@ -54,6 +54,9 @@
 #define URI_GENERAL   URI_AMT "AMT_GeneralSettings"
 #define URI_SETUP_SVC URI_AMT "AMT_SetupAndConfigurationService"
 #define URI_HBS       URI_IPS "IPS_HostBasedSetupService"
+#define URI_TLS_DATA  URI_AMT "AMT_TLSSettingData"
+#define TLS_8023      "Intel(r) AMT 802.3 TLS Settings"
+#define TLS_LMS       "Intel(r) AMT LMS TLS Settings"
 
 #define WSMAN_PATH        "/wsman"
 #define BODY_MAX          (256u * 1024u)
@@ -135,6 +138,7 @@ struct call {
 	char message_id[256];
 	xmlNodePtr input; /* the Body's first element, or NULL */
 	char method[64];  /* "Get", or the method of ACTION on RESOURCE */
+	char instance[128]; /* the InstanceID selector, "" without one */
 	bool via_channel; /* over an APF channel (not the LMS stand-in) */
 };
 
@@ -239,6 +243,16 @@ static bool parse_call(const struct request *rq, struct call *c)
 	if (!node_text(child(header, NS_ADDR, "MessageID"), c->message_id, sizeof(c->message_id)))
 		c->message_id[0] = '\0';
 	c->input = first_element(body);
+	c->instance[0] = '\0';
+	for (xmlNodePtr sel = child(child(header, NS_WSMAN, "SelectorSet"), NS_WSMAN, "Selector");
+	     sel; sel = sel->next) {
+		xmlChar *name = is_element(sel, NS_WSMAN, "Selector") ? xmlGetProp(sel, xc("Name"))
+								       : NULL;
+
+		if (name && xmlStrEqual(name, xc("InstanceID")))
+			node_text(sel, c->instance, sizeof(c->instance));
+		xmlFree(name);
+	}
 
 	rlen = strlen(c->resource);
 	if (strcmp(c->action, ACTION_GET) == 0)
@@ -508,6 +522,28 @@ static void get_general_settings(struct reply *r, struct amtsim *m, const struct
 	get_reply(r, m, c, "AMT_GeneralSettings", f, sizeof(f) / sizeof(f[0]));
 }
 
+/* AMT_TLSSettingData: the 802.3 (network) instance, or the LMS (local ports) one. */
+static void get_tls_setting_data(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	bool lms = strcmp(c->instance, TLS_LMS) == 0;
+	struct field f[] = {
+	    {"AcceptNonSecureConnections", "false"},
+	    {"ElementName", ""},
+	    {"Enabled", "false"},
+	    {"InstanceID", ""},
+	    {"MutualAuthentication", "false"},
+	};
+
+	pthread_mutex_lock(&m->lock);
+	SET_FIELD(f, "ElementName", "%s", lms ? TLS_LMS : TLS_8023);
+	SET_FIELD(f, "InstanceID", "%s", lms ? TLS_LMS : TLS_8023);
+	SET_FIELD(f, "Enabled", "%s", (lms ? m->p.tls_enforced : m->p.network_tls) ? "true" : "false");
+	SET_FIELD(f, "AcceptNonSecureConnections", "%s",
+		  (lms ? m->p.tls_enforced : m->p.network_tls) ? "false" : "true");
+	pthread_mutex_unlock(&m->lock);
+	get_reply(r, m, c, "AMT_TLSSettingData", f, sizeof(f) / sizeof(f[0]));
+}
+
 static void get_host_based_setup(struct reply *r, struct amtsim *m, const struct call *c)
 {
 	struct field f[] = {
@@ -675,8 +711,10 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 {
 	char input[96];
 	bool get = strcmp(c->method, "Get") == 0;
+	bool tls_data = strcmp(c->resource, URI_TLS_DATA) == 0 &&
+			(strcmp(c->instance, TLS_8023) == 0 || strcmp(c->instance, TLS_LMS) == 0);
 	bool known = strcmp(c->resource, URI_GENERAL) == 0 || strcmp(c->resource, URI_HBS) == 0 ||
-	             strcmp(c->resource, URI_SETUP_SVC) == 0;
+	             strcmp(c->resource, URI_SETUP_SVC) == 0 || tls_data;
 
 	if (!known) {
 		fault_unreachable(r, m, c);
@@ -689,6 +727,8 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 	if (get) {
 		if (strcmp(c->resource, URI_GENERAL) == 0)
 			get_general_settings(r, m, c);
+		else if (tls_data)
+			get_tls_setting_data(r, m, c);
 		else if (strcmp(c->resource, URI_HBS) == 0)
 			get_host_based_setup(r, m, c);
 		else
