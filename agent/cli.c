@@ -43,6 +43,7 @@ enum {
 	OPT_NO_AMT_OK,
 	OPT_REPORT_UNKNOWN,
 	OPT_CONFIG,
+	OPT_LMS_PORT,
 };
 
 struct option_help {
@@ -59,6 +60,8 @@ static const struct option_help options[] = {
 	 "how long the ME may take to come up (default 20)"},
 	{{"me-timeout", required_argument, NULL, OPT_ME_TIMEOUT}, "SECONDS",
 	 "how long to wait for each reply of the ME (default 10)"},
+	{{"lms-port", required_argument, NULL, OPT_LMS_PORT}, "PORT",
+	 "LMS's port on 127.0.0.1, used only when LMS holds the ME (default 16992/16993)"},
 	{{"sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT}, "DIR",
 	 "where to read the ME's sysfs attributes (default /sys)"},
 	{{"server", required_argument, NULL, OPT_SERVER}, "URL",
@@ -168,6 +171,17 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 			return -1;
 		}
 		return 0;
+	case OPT_LMS_PORT: {
+		char *end;
+		long v = strtol(optarg, &end, 10);
+
+		if (end == optarg || *end || v < 1 || v > 65535) {
+			log_error("--lms-port: '%s' is not a port number", optarg);
+			return -1;
+		}
+		o->prov.lms_port = (uint16_t)v;
+		return 0;
+	}
 	case OPT_SYSFS_ROOT:
 		o->prov.sysfs_root = optarg;
 		return 0;

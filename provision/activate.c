@@ -96,18 +96,20 @@ static bool is_pre(uint32_t mode, uint32_t state)
 static int session_apf(struct prov_session *s, struct apf_session **apf, struct prov_error *err)
 {
 	struct mei_opts m;
-	int r;
+	int r = MEI_E_BUSY;
 
-	if (!s->apf) {
+	if (!s->apf && !s->lme_busy) {
 		mei_opts_from(&s->opts, &m);
+		m.busy_retries = 1; /* EBUSY on LME means LMS runs: it will not let go */
 		r = apf_open(s->opts.device, &m, &s->apf);
-		if (r != 0) {
+		if (r != 0)
 			s->apf = NULL;
-			return prov_fail(err, PROV_E_ME_UNAVAILABLE, r,
-					 "cannot open the APF session over the LME client: %s",
-					 mei_strerror(r));
-		}
+		s->lme_busy = r == MEI_E_BUSY;
 	}
+	if (!s->apf)
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r,
+				 "cannot open the APF session over the LME client: %s",
+				 mei_strerror(r));
 	*apf = s->apf;
 	return 0;
 }
@@ -117,6 +119,19 @@ static int wsman_failure(const char *what, const struct wsman_error *we, struct 
 	return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: %s", what, we->msg);
 }
 
+/*
+ * LMS holds the LME client (EBUSY): reach AMT through LMS's listener on 127.0.0.1 instead.
+ * wsman refuses it unless the listener belongs to root: the Setup digest is password-equivalent.
+ * Without APF's forwarded ports, TLS on local ports is known from the watchdog client only.
+ */
+static void lms_target(const struct prov_session *s, struct wsman_target *t)
+{
+	t->route = WSMAN_VIA_LMS;
+	t->lms_host = "127.0.0.1";
+	t->tls = s->si_read && s->si.new_interface && s->si.tls_enforced;
+	t->port = s->opts.lms_port ? s->opts.lms_port : t->tls ? APF_PORT_HTTPS : APF_PORT_HTTP;
+}
+
 static int wsman_open(struct prov_session *s, const struct prov_activate_opts *o, const char *user,
 		      const char *pass, struct wsman_client **c, bool *tls, struct prov_error *err)
 {
@@ -124,10 +139,15 @@ static int wsman_open(struct prov_session *s, const struct prov_activate_opts *o
 	struct wsman_error we;
 	int r = session_apf(s, &t.apf, err);
 
-	if (r != 0)
+	if (r != 0 && err->mei != MEI_E_BUSY)
 		return r;
-	t.port = apf_wsman_port(t.apf);
-	t.tls = apf_tls_enforced(t.apf);
+	if (r != 0) {
+		memset(err, 0, sizeof(*err));
+		lms_target(s, &t);
+	} else {
+		t.port = apf_wsman_port(t.apf);
+		t.tls = apf_tls_enforced(t.apf);
+	}
 	t.ca_file = o->amt_ca_file;
 	*tls = t.tls;
 	if (wsman_client_new(&t, user, pass, c, &we) != 0)

@@ -44,6 +44,7 @@ struct prov_opts {
 	const char *sysfs_root; /* "/sys" unless tests say otherwise */
 	int ready_ms;
 	int recv_ms;
+	uint16_t lms_port; /* where LMS listens when it holds the LME client: 0 = 16992/16993 */
 };
 
 void prov_opts_default(struct prov_opts *o);

@@ -9,6 +9,7 @@ struct prov_session {
 	struct mei_dev *amthi;          /* connected once, kept for the run */
 	unsigned amthi_connects_before; /* connects of AMTHI handles already dropped */
 	struct apf_session *apf;        /* the LME session, made when WS-Man is first needed */
+	bool lme_busy;                  /* LMS holds the LME client: WS-Man goes through LMS */
 	bool si_tried;                  /* the watchdog client was asked (once per session) */
 	bool si_read;                   /* ... and answered with si */
 	struct amt_state_independence si;

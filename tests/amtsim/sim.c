@@ -75,6 +75,7 @@ enum fault_value {
 
 enum fault_setting {
 	SET_BUSY,
+	SET_LME_BUSY,
 	SET_NOT_READY,
 	SET_LATENCY,
 	SET_READY_AFTER,
@@ -100,6 +101,7 @@ struct fault_word {
 
 static const struct fault_word fault_words[] = {
     {"busy", VAL_COUNT, SET_BUSY, 1000000u, NULL},
+    {"lme-busy", VAL_FLAG, SET_LME_BUSY, 0, NULL},
     {"not-ready", VAL_COUNT, SET_NOT_READY, 1000000u, NULL},
     {"latency", VAL_COUNT, SET_LATENCY, 60000u, NULL},
     {"ready-after", VAL_COUNT, SET_READY_AFTER, 600000u, NULL},
@@ -123,7 +125,7 @@ static const struct fault_word fault_words[] = {
 };
 
 #define FAULT_WORDS_HELP                                                                           \
-	"busy=N, not-ready=N, latency=MS, ready-after=MS, reset@N, no-reply@N, truncate@N, "       \
+	"busy=N, lme-busy, not-ready=N, latency=MS, ready-after=MS, reset@N, no-reply@N, truncate@N, "       \
 	"oversize@N, huge@N, wrong-echo@N, channel-refused[=REASON], session-ends-after-close, "   \
 	"lme-disconnect@N, reset-before-setup, reset-during-setup, setup-return=N, "               \
 	"soap-fault=METHOD, wrong-realm, wsman-latency=MS, settle=MS, "                            \
@@ -224,6 +226,9 @@ static void apply_setting(struct amtsim *m, int kind, unsigned n, const char *te
 	switch (kind) {
 	case SET_BUSY:
 		m->busy_left = n;
+		break;
+	case SET_LME_BUSY:
+		m->p.client[AMTSIM_CLIENT_LME].busy = true;
 		break;
 	case SET_NOT_READY:
 		m->not_ready_upto = n;

@@ -8,6 +8,8 @@ Keys of a case:
   description   one line
   profile       name of a profile in tests/amtsim/profiles/
   faults        ["busy=2", ...] passed to amtsim as --fault (every step)
+  lms           true: the emulator also serves WS-Man on a loopback port as LMS would;
+                {lms_port} names it
   tls           true: make a test CA and AMT's "AMT RCFG" certificate for the emulator
   files         {"NAME": "content"}: files made in the case's directory before the steps
   steps         a list of agent runs against the same emulated machine, each with the keys
@@ -150,6 +152,7 @@ class Machine:
     def __init__(self, args, case, tmp):
         self.args, self.case, self.tmp = args, case, tmp
         self.state_file = os.path.join(tmp, "machine-state.json")
+        self.lms_port = free_port() if case.get("lms") else None
         self.certs = os.path.join(tmp, "certs")
         if case.get("tls"):
             subprocess.run(["sh", os.path.join(HERE, "..", "amtsim", "make-test-certs.sh"),
@@ -165,6 +168,8 @@ class Machine:
                     "--tls-key", os.path.join(self.certs, "amt.key")]
         for f in list(c.get("faults", [])) + list(faults):
             cmd += ["--fault", f]
+        if self.lms_port:
+            cmd += ["--lms", str(self.lms_port)]
         return cmd
 
     def listen(self, stats_path, extra=(), faults=()):
@@ -233,6 +238,7 @@ class Server:
 
 def expand(arg, m, srv=None):
     arg = (arg.replace("{tmp}", m.tmp).replace("{state}", os.path.join(m.tmp, "state"))
+           .replace("{lms_port}", str(m.lms_port))
            .replace("{ca}", os.path.join(m.certs, "ca.pem")))
     if srv:
         arg = (arg.replace("{server}", srv.url).replace("{maas_cfg}", srv.maas_cfg)
@@ -514,7 +520,20 @@ def run_case(args, case, tmp):
         for i, step, p, _, _, _ in reports:
             if not step.get("show_password") and (pw in p.stdout or pw in p.stderr):
                 problems.append(f"step {i + 1}: the admin password appears in the output")
+    for secret in maas_secrets(srv):
+        for i, step, p, _, _, _ in reports:
+            if secret in p.stdout or secret in p.stderr:
+                problems.append(f"step {i + 1}: the MAAS token secret appears in the output")
     return reports, problems
+
+
+def maas_secrets(srv):
+    """The OAuth token secret the server handed out (it must never be printed)."""
+    if not srv or not os.path.exists(srv.maas_cfg):
+        return []
+    with open(srv.maas_cfg) as f:
+        m = re.search(r"token_secret\W+([A-Za-z0-9]+)", f.read())
+    return [m.group(1)] if m else []
 
 
 def main():
