@@ -40,6 +40,11 @@ struct http_request {
 	 * because the reply taught the caller something (MAAS: the clock skew). NULL: never.
 	 */
 	bool (*again)(void *ctx, const struct http_reply *reply);
+	/*
+	 * On success (2xx): take what the reply says (a GET's body). Return 0, or a prov_err with
+	 * ERR filled when the body is unusable (not retried). NULL: the body does not matter.
+	 */
+	int (*accept)(void *ctx, const struct http_reply *reply, struct prov_error *err);
 	void *ctx;
 	/* Strings (the secrets in the request) never repeated from a server's message. */
 	const char *redact[4];

@@ -636,3 +636,53 @@ int maas_signal(const struct maas_creds *c, const char *status, const struct pow
 	free(params);
 	return r;
 }
+
+/* ---- cloud-config-url= ---- */
+
+struct fetch_ctx {
+	const char *url;
+	struct maas_creds *creds;
+};
+
+static int prepare_get(void *ctx, CURL *curl, struct curl_slist **headers, struct prov_error *err)
+{
+	(void)ctx;
+	(void)headers;
+	(void)err;
+	return curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : PROV_E_INTERNAL;
+}
+
+static int accept_cloud_config(void *ctx, const struct http_reply *reply, struct prov_error *err)
+{
+	struct fetch_ctx *f = ctx;
+	char what[160];
+
+	http_url_for_message(f->url, what, sizeof(what));
+	if (reply->truncated)
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cloud-config from %s: larger than %d bytes",
+				 what, HTTP_BODY_MAX);
+	return maas_creds_from_yaml(reply->body, reply->body_len, what, f->creds, err);
+}
+
+int maas_creds_fetch(const char *url, const struct post_opts *o, struct maas_creds *c,
+		     struct prov_error *err)
+{
+	struct post_opts defaults;
+	struct post_result res;
+	struct fetch_ctx f = {.url = url, .creds = c};
+
+	if (!o) {
+		post_opts_default(&defaults);
+		o = &defaults;
+	}
+	return http_send(
+		&(struct http_request){
+			.url = url,
+			.what = "GET",
+			.opts = o,
+			.prepare = prepare_get,
+			.accept = accept_cloud_config,
+			.ctx = &f,
+		},
+		&res, err);
+}

@@ -535,7 +535,7 @@ int http_send(const struct http_request *rq, struct post_result *res, struct pro
 		res->http_status = a.reply.status;
 		switch (judge(rq, where, &a, rc, res, last, sizeof(last), err)) {
 		case OUTCOME_SUCCESS:
-			r = 0;
+			r = rq->accept ? rq->accept(rq->ctx, &a.reply, err) : 0;
 			goto out;
 		case OUTCOME_FINAL:
 			r = err->code;
