@@ -57,6 +57,22 @@ class Conn:
         self.connected = False
         self.msgs = []  # (t, "out" | "in", bytes)
 
+    def exchanges(self):
+        """The host's messages as (label, bytes, the next message from the firmware or None);
+        for AMTHI and the watchdog that is the request's reply."""
+        out = []
+        for k, (_, d, b) in enumerate(self.msgs):
+            if d != "out":
+                continue
+            reply = None
+            for _, d2, b2 in self.msgs[k + 1:]:
+                if d2 == "in":
+                    reply = b2
+                    break
+                break
+            out.append((label(self.client, b), b, reply))
+        return out
+
     def describe_out(self):
         """The host's messages as (label, bytes)."""
         out = []
@@ -165,12 +181,21 @@ class Relay:
                 s["connects"] += 1
             else:
                 s["refused"] += 1
+            s.setdefault("rereads", [])
             seen = {}
-            for lab, b in c.describe_out():
+            for lab, b, reply in c.exchanges():
                 s["messages"] += 1
                 s["labels"][lab] = s["labels"].get(lab, 0) + 1
-                seen.setdefault(b, []).append(lab)
-            for b, labs in seen.items():
-                if len(labs) > 1:
-                    s["repeats"].append((labs[0], len(labs)))
+                seen.setdefault(b, []).append((lab, reply))
+            for b, sent in seen.items():
+                if len(sent) < 2:
+                    continue
+                # the same request again: redundant when it got the same answer as before;
+                # a re-read when the answer changed (the firmware's state moved meanwhile)
+                replies = [r for _, r in sent]
+                same = len(replies) - len(set(replies)) if None not in replies else len(sent) - 1
+                if c.client == "lme" or same:
+                    s["repeats"].append((sent[0][0], len(sent)))
+                else:
+                    s["rereads"].append((sent[0][0], len(sent)))
         return out
