@@ -9,14 +9,24 @@ Keys of a case:
   profile       name of a profile in tests/amtsim/profiles/
   faults        ["busy=2", ...] passed to amtsim as --fault (every step)
   lms           true: the emulator also serves WS-Man on a loopback port as LMS would;
-                {lms_port} names it
+                {lms_port} names it. The agent takes that route only when the listener belongs
+                to root, so such a case is skipped (exit 77) when not run as root
+  tmpfs         true: {shm} is a fresh directory on /dev/shm (tmpfs), removed afterwards
   tls           true: make a test CA and AMT's "AMT RCFG" certificate for the emulator
+  acm           true or {"cn": NAME, "intermediate": bool, "plain_leaf": bool, "trusted": bool}:
+                make a provisioning PKI (tests/amtsim/make-provisioning-cert.sh); unless
+                "trusted" is false the emulator trusts its root (amtsim --trust-ca). {pfx},
+                {pfx_pass} and {acm_ca} name the PKCS#12 file, its password file and the root;
+                the PKCS#12 password is searched for in every output like the saved passwords
   files         {"NAME": "content"}: files made in the case's directory before the steps
   steps         a list of agent runs against the same emulated machine, each with the keys
                 below; a case without "steps" is one step made of its own keys
   verify_admin  true: after the steps, a separate Digest-authenticated WS-Man call (through the
                 emulator's LMS stand-in) must accept the password in the state directory as
-                "admin", and refuse a wrong one
+                "admin", and refuse a wrong one; when the state directory holds a MEBx password,
+                the emulated firmware must hold that one (the SHA-256 in its state file)
+  machine       what the emulator's state file must hold at the end (subset match), e.g.
+                {"control_mode": "acm", "opt_in_required": 0}
   server        start the test provisioning server (tests/server/provserver.py) for the case:
                 {"faults": [...], "tls": bool, "node_status": "COMMISSIONING", "args": [...]};
                 {server} is its base URL, {maas_cfg} cloud-init's MAAS datasource file with its
@@ -26,11 +36,15 @@ Keys of a case:
                 and port), "server_pending_first" (a pending document with the same password came
                 first, then exactly one final), "maas_power" (the MAAS node's power settings),
                 "bmc_config" ({tmp}/bmc.yaml holds them), "server_nothing" (nothing received),
-                "maas_nothing" (no power settings stored)
+                "maas_nothing" (no power settings stored), "server_mebx" (every document the
+                server holds carries the saved MEBx password at its top level, none in
+                power_parameters)
 Keys of a step:
   args          the agent's arguments (the runner adds --device); {tmp}, {state} and {ca} are
                 replaced by the case's directory, its state directory and the test CA
   fault_env     faults for this step only
+  env           {"NAME": "value"} in the agent's environment; {pfx_password} there is the
+                PKCS#12 password itself (it never goes on a command line)
   exit          expected exit code
   stdout_json   a JSON object that the agent's stdout must contain (subset match)
   expect_profile  true: stdout (info --json) must show the state the profile describes
@@ -41,19 +55,21 @@ Keys of a step:
                 this step
   max_seconds   wall-time bound of the agent's run (a hang is a failure)
   server_faults faults of the test server for this step (replacing the case's)
-  show_password true: the step may print the admin password (it must not otherwise: every
-                output of every step is searched for it)
+  show_password true: the step may print the admin (and MEBx) password (it must not otherwise:
+                every output of every step is searched for them)
 
 Usage: run.py --transport unix|umockdev --agent PATH --amtsim PATH CASE.json
 """
 
 import argparse
+import hashlib
 import socket
 import ssl
 import urllib.request
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,10 +169,35 @@ class Machine:
         self.args, self.case, self.tmp = args, case, tmp
         self.state_file = os.path.join(tmp, "machine-state.json")
         self.lms_port = free_port() if case.get("lms") else None
+        self.empty_settings = os.path.join(tmp, "empty.conf")
+        open(self.empty_settings, "w").close()
+        # A directory on tmpfs, for the cases about a state directory that a reboot erases.
+        self.shm = tempfile.mkdtemp(prefix="amt-enlist-case-", dir="/dev/shm") \
+            if case.get("tmpfs") else None
         self.certs = os.path.join(tmp, "certs")
         if case.get("tls"):
             subprocess.run(["sh", os.path.join(HERE, "..", "amtsim", "make-test-certs.sh"),
                             self.certs], check=True, capture_output=True)
+        self.pki = os.path.join(tmp, "pki")
+        self.acm = case.get("acm")
+        if self.acm is True:
+            self.acm = {}
+        if self.acm is not None:
+            opts = []
+            if "cn" in self.acm:
+                opts += ["--cn", self.acm["cn"]]
+            if not self.acm.get("intermediate", True):
+                opts.append("--no-intermediate")
+            if self.acm.get("plain_leaf"):
+                opts.append("--plain-leaf")
+            subprocess.run(["sh", os.path.join(HERE, "..", "amtsim", "make-provisioning-cert.sh")]
+                           + opts + [self.pki], check=True, capture_output=True)
+
+    def pfx_password(self):
+        if self.acm is None:
+            return None
+        with open(os.path.join(self.pki, "prov-pass.txt")) as f:
+            return f.readline().strip()
 
     def sim_command(self, stats_path, faults=()):
         c = self.case
@@ -166,6 +207,8 @@ class Machine:
         if c.get("tls"):
             cmd += ["--tls-cert", os.path.join(self.certs, "amt.pem"),
                     "--tls-key", os.path.join(self.certs, "amt.key")]
+        if self.acm is not None and self.acm.get("trusted", True):
+            cmd += ["--trust-ca", os.path.join(self.pki, "prov-root.pem")]
         for f in list(c.get("faults", [])) + list(faults):
             cmd += ["--fault", f]
         if self.lms_port:
@@ -238,36 +281,51 @@ class Server:
 
 def expand(arg, m, srv=None):
     arg = (arg.replace("{tmp}", m.tmp).replace("{state}", os.path.join(m.tmp, "state"))
-           .replace("{lms_port}", str(m.lms_port))
-           .replace("{ca}", os.path.join(m.certs, "ca.pem")))
+           .replace("{lms_port}", str(m.lms_port)).replace("{shm}", str(m.shm))
+           .replace("{ca}", os.path.join(m.certs, "ca.pem"))
+           .replace("{pfx}", os.path.join(m.pki, "prov.pfx"))
+           .replace("{pfx_pass}", os.path.join(m.pki, "prov-pass.txt"))
+           .replace("{acm_ca}", os.path.join(m.pki, "prov-root.pem")))
     if srv:
         arg = (arg.replace("{server}", srv.url).replace("{maas_cfg}", srv.maas_cfg)
                .replace("{server_ca}", os.path.join(srv.certs, "ca.pem")))
     return arg
 
 
+def step_env(m, step, srv):
+    """The agent's environment: ours and the step's "env"."""
+    env = dict(os.environ)
+    for name, value in step.get("env", {}).items():
+        env[name] = expand(value, m, srv).replace("{pfx_password}", m.pfx_password() or "")
+    return env
+
+
 def run_step(m, step, transport, stats_path, srv):
     """One agent run against the machine: its own emulator process, so per-step faults and
     counters are the step's own; the machine's state carries over through --state."""
     agent_args = [expand(a, m, srv) for a in step["args"]]
+    if not any(a == "--config" or a.startswith("--config=") for a in agent_args):
+        # The host's /etc/amt-enlist.conf must not change what a case does.
+        agent_args = ["--config", m.empty_settings] + agent_args
+    env = step_env(m, step, srv)
     if srv and "server_faults" in step:
         srv.control("/_fault", {"set": step["server_faults"]})
     faults = step.get("fault_env", [])
     if transport == "umockdev":
         cmd = m.sim_command(stats_path, faults)
-        return run_agent(cmd + ["--run", "--", m.args.agent] + agent_args, step)
+        return run_agent(cmd + ["--run", "--", m.args.agent] + agent_args, step, env)
     sim, sock = m.listen(stats_path, faults=faults)
     try:
-        return run_agent([m.args.agent, "--device", "unix:" + sock] + agent_args, step)
+        return run_agent([m.args.agent, "--device", "unix:" + sock] + agent_args, step, env)
     finally:
         stop(sim)
 
 
-def run_agent(cmd, step):
+def run_agent(cmd, step, env):
     bound = step.get("max_seconds", 30)
     start = time.monotonic()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound + 5)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound + 5, env=env)
     except subprocess.TimeoutExpired:
         fail(f"the agent hung past {bound} s: {' '.join(cmd)}")
     elapsed = time.monotonic() - start
@@ -315,15 +373,28 @@ def check(case, step, p, stats):
     return problems
 
 
-def saved_passwords(tmp):
-    """Every password in the case's state directory (to search outputs for, and to verify)."""
+def saved_records(tmp):
+    """Every record of the case's state directory."""
     out = []
     state = os.path.join(tmp, "state")
     if os.path.isdir(state):
         for name in os.listdir(state):
             if name.endswith(".json"):
                 with open(os.path.join(state, name)) as f:
-                    out.append(json.load(f)["password"])
+                    out.append(json.load(f))
+    return out
+
+
+def saved_passwords(tmp):
+    """Every admin password in the case's state directory (to verify and hand off)."""
+    return [r["password"] for r in saved_records(tmp)]
+
+
+def saved_secrets(tmp):
+    """Every password of the state directory, the MEBx ones too (to search outputs for)."""
+    out = []
+    for r in saved_records(tmp):
+        out += [r["password"]] + ([r["mebx_password"]] if r.get("mebx_password") else [])
     return out
 
 
@@ -366,11 +437,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def verify_mebx(m, record, problems):
+    """The emulated firmware holds the saved MEBx password (its SHA-256, in its state file)."""
+    held = load_json(m.state_file).get("mebx_sha256")
+    want = hashlib.sha256(record["mebx_password"].encode()).hexdigest()
+    if held != want:
+        problems.append("the emulated AMT does not hold the saved MEBx password"
+                        if held else "the emulated AMT holds no MEBx password")
+
+
 def verify_admin(m, problems):
     passwords = saved_passwords(m.tmp)
     if len(passwords) != 1:
         problems.append(f"expected one password in the state directory, found {len(passwords)}")
         return
+    record = saved_records(m.tmp)[0]
+    if record.get("mebx_password"):
+        verify_mebx(m, record, problems)
     port = free_port()
     sim, _ = m.listen(os.path.join(m.tmp, "verify-stats.json"), ["--lms", str(port)])
     try:
@@ -461,6 +544,28 @@ def check_bmc_config(m, record):
     return out
 
 
+def check_server_mebx(m, record):
+    """Every document carries the saved MEBx password at its top level, never among the power
+    parameters (MAAS's keys)."""
+    records = saved_records(m.tmp)
+    want = records[0].get("mebx_password") if len(records) == 1 else None
+    uuid = machine_facts(m)["uuid"]
+    docs = record.get("enlist", {}).get("nodes", {}).get(uuid, {}).get("documents", [])
+    bodies = [d if "power_type" in d else d.get("document", {}) for d in docs]
+    out = []
+    if not want:
+        out.append("the state directory holds no MEBx password")
+    if not bodies:
+        out.append("the server holds no document for this machine")
+    for i, b in enumerate(bodies):
+        if b.get("mebx_password") != want:
+            out.append(f"document {i + 1} ({b.get('state', 'final')}) does not carry the saved "
+                       "MEBx password")
+        if "mebx_password" in b.get("power_parameters", {}):
+            out.append(f"document {i + 1} has the MEBx password among its power parameters")
+    return out
+
+
 def check_server_nothing(m, record):
     del m
     docs = record.get("enlist", {}).get("documents", [])
@@ -479,6 +584,7 @@ HANDOFF_CHECKS = {
     "server_pending_first": check_server_pending_first,
     "maas_power": check_maas_power,
     "bmc_config": check_bmc_config,
+    "server_mebx": check_server_mebx,
     "server_nothing": check_server_nothing,
     "maas_nothing": check_maas_nothing,
 }
@@ -512,14 +618,23 @@ def run_case(args, case, tmp):
     finally:
         if srv:
             srv.stop()
+        if m.shm:
+            shutil.rmtree(m.shm, ignore_errors=True)
     if case.get("verify_admin"):
         verify_admin(m, problems)
+    if "machine" in case:
+        problems += [f"machine state: {x}" for x in subset(case["machine"],
+                                                           load_json(m.state_file))]
     for name in case.get("handoff", []):
         problems += HANDOFF_CHECKS[name](m, record)
-    for pw in saved_passwords(tmp):
+    for pw in saved_secrets(tmp):
         for i, step, p, _, _, _ in reports:
             if not step.get("show_password") and (pw in p.stdout or pw in p.stderr):
-                problems.append(f"step {i + 1}: the admin password appears in the output")
+                problems.append(f"step {i + 1}: a saved password appears in the output")
+    pfx_password = m.pfx_password()
+    for i, step, p, _, _, _ in reports:
+        if pfx_password and (pfx_password in p.stdout or pfx_password in p.stderr):
+            problems.append(f"step {i + 1}: the PKCS#12 password appears in the output")
     for secret in maas_secrets(srv):
         for i, step, p, _, _, _ in reports:
             if secret in p.stdout or secret in p.stderr:
@@ -545,6 +660,9 @@ def main():
     args = ap.parse_args()
     with open(args.case) as f:
         case = json.load(f)
+    if case.get("lms") and os.geteuid() != 0:
+        print("skip: the LMS route needs a listener owned by root, and this is not root")
+        sys.exit(77)
     # In the working directory (the build tree), not /tmp: a tmpfs there would make the
     # state directory non-durable and change what activation does.
     with tempfile.TemporaryDirectory(dir=os.getcwd(), prefix="case-") as tmp:
