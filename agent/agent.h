@@ -40,6 +40,15 @@ int agent_main(int argc, char **argv);
 /* The one place where a provision/ failure becomes an exit code. */
 int exit_code_for(int prov_err);
 
+/*
+ * Log an activation failure: its one line, and after it what the operator needs to act on it
+ * (the certificate hashes AMT trusts, when the provisioning certificate's root is not one).
+ */
+void report_activation_failure(int prov_err, const struct prov_error *err,
+			       const struct amt_state *st);
+/* Notices about admin control mode after a success: user consent, the certificate's domain. */
+void advise_admin_control(const struct amt_state *st, const struct prov_credentials *c);
+
 /* Subcommands. */
 int cmd_info(const struct agent_opts *o);
 int cmd_activate(const struct agent_opts *o);

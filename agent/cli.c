@@ -19,7 +19,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"info", cmd_info, "show AMT's state: versions, identity, modes, network, certificate hashes"},
-	{"activate", cmd_activate, "activate AMT in client control mode with a password held here"},
+	{"activate", cmd_activate,
+	 "activate AMT with a password held here (client control mode; admin with --acm)"},
 	{"deactivate", cmd_deactivate, "unprovision AMT locally (client control mode only)"},
 	{"enlist", cmd_enlist, "activate when needed and hand the power parameters to the server"},
 };
@@ -44,6 +45,12 @@ enum {
 	OPT_REPORT_UNKNOWN,
 	OPT_CONFIG,
 	OPT_LMS_PORT,
+	OPT_ACM,
+	OPT_PROVISIONING_CERT,
+	OPT_PROVISIONING_CERT_PASSWORD_FILE,
+	OPT_MEBX_PASSWORD_FILE,
+	OPT_DNS_SUFFIX,
+	OPT_KEEP_USER_CONSENT,
 };
 
 struct option_help {
@@ -87,7 +94,20 @@ static const struct option_help options[] = {
 	{{"reprovision", no_argument, NULL, OPT_REPROVISION}, NULL,
 	 "reset client control mode whose password is not held here, then activate"},
 	{{"show-password", no_argument, NULL, OPT_SHOW_PASSWORD}, NULL,
-	 "print the admin password (it is hidden otherwise)"},
+	 "print the admin (and MEBx) password (hidden otherwise)"},
+	{{"acm", no_argument, NULL, OPT_ACM}, NULL,
+	 "admin control mode with a provisioning certificate (also from client control mode)"},
+	{{"provisioning-cert", required_argument, NULL, OPT_PROVISIONING_CERT}, "FILE",
+	 "the provisioning certificate, key and chain (PKCS#12 .pfx) for --acm"},
+	{{"provisioning-cert-password-file", required_argument, NULL,
+	  OPT_PROVISIONING_CERT_PASSWORD_FILE},
+	 "FILE", "its password (else $AMT_ENLIST_PFX_PASSWORD)"},
+	{{"mebx-password-file", required_argument, NULL, OPT_MEBX_PASSWORD_FILE}, "FILE",
+	 "set this MEBx password with --acm instead of a generated one"},
+	{{"dns-suffix", required_argument, NULL, OPT_DNS_SUFFIX}, "SUFFIX",
+	 "AMT's DNS suffix, when MEBx holds none: checked against the certificate"},
+	{{"keep-user-consent", no_argument, NULL, OPT_KEEP_USER_CONSENT}, NULL,
+	 "with --acm, leave user consent required (it is switched off otherwise)"},
 	{{"amt-ca", required_argument, NULL, OPT_AMT_CA}, "FILE",
 	 "CA certificate(s) AMT's TLS certificate must chain to"},
 	{{"config", required_argument, NULL, OPT_CONFIG}, "FILE",
@@ -119,7 +139,10 @@ static void print_help(FILE *out)
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", opt->val, opt->name, sep, arg);
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", opt->name, sep, arg);
-		fprintf(out, "  %-28s %s\n", left, options[i].help);
+		if (strlen(left) > 28)
+			fprintf(out, "  %s\n  %-28s %s\n", left, "", options[i].help);
+		else
+			fprintf(out, "  %-28s %s\n", left, options[i].help);
 	}
 	fprintf(out, "\nExit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 no AMT, "
 		     "4 AMT disabled,\n5 ME not ready or not answering, 6 AMT provisioned with a "
@@ -199,6 +222,28 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 		return 0;
 	case OPT_AMT_CA:
 		o->activate.amt_ca_file = optarg;
+		return 0;
+	case OPT_ACM:
+		o->activate.acm = true;
+		return 0;
+	case OPT_PROVISIONING_CERT:
+		o->activate.provisioning_cert = optarg;
+		return 0;
+	case OPT_PROVISIONING_CERT_PASSWORD_FILE:
+		o->activate.provisioning_cert_password_file = optarg;
+		return 0;
+	case OPT_MEBX_PASSWORD_FILE:
+		o->activate.mebx_password_file = optarg;
+		return 0;
+	case OPT_DNS_SUFFIX:
+		if (!*optarg || strlen(optarg) > 255 || strchr(optarg, ' ')) {
+			log_error("--dns-suffix: '%s' is not a DNS suffix", optarg);
+			return -1;
+		}
+		o->activate.dns_suffix = optarg;
+		return 0;
+	case OPT_KEEP_USER_CONSENT:
+		o->activate.keep_user_consent = true;
 		return 0;
 	case OPT_SERVER:
 		o->handoff.server_url = optarg;
@@ -378,6 +423,13 @@ static int run(int argc, char **argv, struct settings_ctx *settings)
 		o->handoff.bmc_config_path = getenv("BMC_CONFIG_PATH");
 	if (o->handoff.server_url || o->handoff.maas || o->handoff.bmc_config_path)
 		cmd = find_command("enlist");
+	if (o->activate.acm && !o->activate.provisioning_cert) {
+		log_error("--acm needs --provisioning-cert FILE.pfx");
+		return EXIT_USAGE;
+	}
+	/* the PKCS#12 password never comes from the command line */
+	if (!o->activate.provisioning_cert_password_file)
+		o->activate.provisioning_cert_password = secure_getenv("AMT_ENLIST_PFX_PASSWORD");
 	if (optind < argc) {
 		cmd = find_command(argv[optind]);
 		if (!cmd) {
@@ -422,6 +474,7 @@ int exit_code_for(int prov_err)
 		return EXIT_UNKNOWN_CREDENTIALS;
 	case PROV_E_ACTIVATION:
 	case PROV_E_REFUSED:
+	case PROV_E_UNTRUSTED_ROOT:
 		return EXIT_ACTIVATION;
 	case PROV_E_NOT_DURABLE:
 		return EXIT_NOT_DURABLE;

@@ -22,6 +22,11 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 				       json_object_new_string(prov_control_mode_name(st->control_mode)));
 		json_object_object_add(j, "activated_now",
 				       json_object_new_boolean(res->cred.activated_now));
+		json_object_object_add(j, "upgraded_now",
+				       json_object_new_boolean(res->cred.upgraded_now));
+		if (res->cred.user_consent)
+			json_object_object_add(j, "user_consent",
+					       json_object_new_string(res->cred.user_consent));
 		json_object_object_add(j, "power_address",
 				       json_object_new_string(res->power_address));
 		json_object_object_add(j, "address_source",
@@ -49,9 +54,14 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 	}
 	if (res->power_address[0])
 		printf("%s: AMT %s in %s control mode at %s (%s), port %s, user %s\n", uuid,
-		       res->cred.activated_now ? "activated" : "already",
+		       res->cred.activated_now  ? "activated"
+		       : res->cred.upgraded_now ? "upgraded"
+						: "already",
 		       prov_control_mode_name(st->control_mode), res->power_address,
 		       res->address_source, res->port, res->cred.user);
+	if (res->cred.user_consent)
+		printf("user consent %s%s%s\n", res->cred.user_consent,
+		       res->cred.consent_note[0] ? ": " : "", res->cred.consent_note);
 	for (int i = 0; i < PROV_TARGETS; i++)
 		if (res->target[i].requested && res->target[i].msg[0])
 			printf("%-11s %s: %s\n", target_names[i],
@@ -82,7 +92,9 @@ int cmd_enlist(const struct agent_opts *o)
 		goto out;
 	}
 	if (r != 0)
-		log_error("%s", err.msg);
+		report_activation_failure(r, &err, st);
+	else
+		advise_admin_control(st, &res->cred);
 	if (r == 0 || res->power_address[0])
 		print_result(o, st, res, r);
 	r = exit_code_for(r);

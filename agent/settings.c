@@ -66,7 +66,8 @@ static int parse_line(char *line, unsigned no, settings_apply_fn apply, void *ct
 	key = trim(s);
 	value = trim(eq + 1);
 	if (!valid_key(key)) {
-		snprintf(why, why_cap, "line %u: '%.40s' is not a setting name", no, key);
+		snprintf(why, why_cap, "line %u: the setting's name has characters other than a-z, "
+			 "0-9 and '-'", no);
 		return -1;
 	}
 	if (unquote(&value) < 0) {

@@ -21,6 +21,7 @@
 #define CERT_HASH_MAX_LEN   64u
 #define LOCAL_ACCOUNT_FIELD 33u /* CFG_MAX_ACL_USER_LENGTH */
 #define LOCAL_ACCOUNT_REQ   40u /* reserved bytes of the request */
+#define REQUEST_CAP         (AMTHI_HEADER_LEN + AMTHI_HBASED_REQUEST_LEN) /* the longest request */
 #define LAN_SETTINGS_LEN    (4u + 4u + 4u + 1u + 1u + 6u)
 #define MAC_ADDRESSES_LEN   12u
 #define UUID_LEN            16u
@@ -392,8 +393,21 @@ static void sleep_ms(long ms)
 }
 
 /*
+ * A status that says "not yet": NOT_READY for every command; StartConfigurationHBased also
+ * answers RNG_GENERATION_IN_PROGRESS and CERTIFICATE_NOT_READY while AMT makes its TLS key.
+ */
+static bool is_transient(uint32_t command, int r)
+{
+	if (r == AMTHI_STATUS_NOT_READY)
+		return true;
+	return command == AMTHI_CMD_START_CONFIGURATION_HBASED &&
+	       (r == AMTHI_STATUS_RNG_GENERATION_IN_PROGRESS ||
+		r == AMTHI_STATUS_CERTIFICATE_NOT_READY);
+}
+
+/*
  * Send REQ and receive the reply into RESP. The reply's header and status are checked here so
- * that NOT_READY can be retried with backoff; callers decode the payload afterwards.
+ * that a transient status can be retried with backoff; callers decode the payload afterwards.
  */
 static int exchange(struct mei_dev *dev, uint32_t command, const uint8_t *req, size_t req_len,
 		    uint8_t *resp, size_t cap, size_t *resp_len)
@@ -409,7 +423,7 @@ static int exchange(struct mei_dev *dev, uint32_t command, const uint8_t *req, s
 		if (r != 0)
 			return r;
 		r = open_response(command, resp, *resp_len, &body);
-		if (r != AMTHI_STATUS_NOT_READY)
+		if (!is_transient(command, r))
 			return r;
 		left = NOT_READY_BOUND_MS - (monotonic_ms() - start);
 		if (left <= 0)
@@ -423,7 +437,7 @@ static int exchange(struct mei_dev *dev, uint32_t command, const uint8_t *req, s
 static int call(struct mei_dev *dev, uint32_t command, const void *payload, size_t payload_len,
 		uint8_t *resp, size_t *resp_len)
 {
-	uint8_t req[AMTHI_HEADER_LEN + LOCAL_ACCOUNT_REQ];
+	uint8_t req[REQUEST_CAP];
 	size_t req_len = amthi_encode(command, payload, payload_len, req, sizeof(req));
 
 	if (req_len == 0)
@@ -600,6 +614,88 @@ int amthi_unprovision(struct mei_dev *dev)
 	int r = call(dev, AMTHI_CMD_UNPROVISION, mode, sizeof(mode), resp, &len);
 
 	return r != 0 ? r : amthi_decode_status_only(AMTHI_CMD_UNPROVISION, resp, len);
+}
+
+/* ---- Host-based configuration with TLS (AMT 19+) ---- */
+
+size_t amthi_encode_start_configuration_hbased(uint8_t algorithm, const uint8_t *hash,
+					       size_t hash_len, bool host_vpn,
+					       const char *const *suffixes, size_t n_suffixes,
+					       uint8_t *out, size_t cap)
+{
+	uint8_t payload[AMTHI_HBASED_REQUEST_LEN];
+	uint8_t list[AMTHI_HBASED_SUFFIX_LIST] = {0};
+	struct wbuf w = wbuf_init(payload, sizeof(payload));
+	size_t used = 0;
+
+	if (hash_len > AMTHI_HBASED_HASH_MAX || (hash_len > 0 && !hash) ||
+	    (n_suffixes > 0 && !suffixes))
+		return 0;
+	for (size_t i = 0; i < n_suffixes; i++) {
+		size_t n = suffixes[i] ? strlen(suffixes[i]) : 0;
+
+		if (n == 0 || n + 1 > sizeof(list) - used)
+			return 0;
+		memcpy(list + used, suffixes[i], n);
+		used += n + 1; /* the NUL that ends it is already there */
+	}
+	put_u8(&w, algorithm);
+	if (hash_len > 0)
+		put_bytes(&w, hash, hash_len);
+	put_zeros(&w, AMTHI_HBASED_HASH_MAX - hash_len);
+	put_u8(&w, host_vpn ? 1 : 0);
+	put_u32le(&w, (uint32_t)used);
+	put_bytes(&w, list, sizeof(list));
+	if (!wbuf_ok(&w) || w.len != AMTHI_HBASED_REQUEST_LEN)
+		return 0;
+	return amthi_encode(AMTHI_CMD_START_CONFIGURATION_HBASED, payload, w.len, out, cap);
+}
+
+int amthi_decode_start_configuration_hbased(const uint8_t *buf, size_t len,
+					    struct amthi_hbased_response *out)
+{
+	struct cursor c;
+	uint8_t lead;
+	int r = open_response(AMTHI_CMD_START_CONFIGURATION_HBASED, buf, len, &c);
+
+	if (r != 0)
+		return r;
+	if (c.left == 2 + AMTHI_HBASED_HASH_MAX) {
+		if (cur_u8(&c, &lead) || lead != 0)
+			return MEI_E_PROTOCOL;
+	} else if (c.left != 1 + AMTHI_HBASED_HASH_MAX) {
+		return MEI_E_PROTOCOL;
+	}
+	if (cur_u8(&c, &out->algorithm) || cur_bytes(&c, out->hash, AMTHI_HBASED_HASH_MAX))
+		return MEI_E_PROTOCOL;
+	out->hash_len = hash_length(out->algorithm, out->hash);
+	return 0;
+}
+
+int amthi_start_configuration_hbased(struct mei_dev *dev, uint8_t algorithm, const uint8_t *hash,
+				     size_t hash_len, bool host_vpn, const char *const *suffixes,
+				     size_t n_suffixes, struct amthi_hbased_response *out)
+{
+	uint8_t req[REQUEST_CAP], resp[RESPONSE_CAP];
+	size_t req_len = amthi_encode_start_configuration_hbased(
+		algorithm, hash, hash_len, host_vpn, suffixes, n_suffixes, req, sizeof(req));
+	size_t len;
+	int r;
+
+	if (req_len == 0)
+		return MEI_E_TOO_BIG;
+	r = exchange(dev, AMTHI_CMD_START_CONFIGURATION_HBASED, req, req_len, resp, sizeof(resp),
+		     &len);
+	return r != 0 ? r : amthi_decode_start_configuration_hbased(resp, len, out);
+}
+
+int amthi_stop_configuration(struct mei_dev *dev)
+{
+	uint8_t resp[RESPONSE_CAP];
+	size_t len;
+	int r = call(dev, AMTHI_CMD_STOP_CONFIGURATION, NULL, 0, resp, &len);
+
+	return r != 0 ? r : amthi_decode_status_only(AMTHI_CMD_STOP_CONFIGURATION, resp, len);
 }
 
 void amthi_uuid_format(const uint8_t u[16], char out[37])

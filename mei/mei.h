@@ -256,6 +256,44 @@ int amthi_decode_status_only(uint32_t command, const uint8_t *buf, size_t len);
 /* Local unprovision (mode 0). Client control mode only: ACM answers INVALID_AMT_MODE. */
 int amthi_unprovision(struct mei_dev *dev);
 
+/*
+ * StartConfigurationHBased (AMT 19+ with TLS on local ports): AMT enters provisioning ("in")
+ * for admin control mode by mutual TLS. The request is rpc-go's layout (PROTOCOL.md section 3,
+ * 390 bytes): u8 hash algorithm, Hash[64] of the provisioning (leaf) certificate, u8 HostVPN,
+ * u32 SuffixListLen, List[320] (DNS suffixes, each ended by a NUL, SuffixListLen bytes used).
+ * The reply is u8 algorithm and Hash[64] of AMT's TLS certificate, the one to pin; a variant
+ * with one more leading byte (rpc-go's response struct reads a u8 status first) is read too.
+ */
+#define AMTHI_HBASED_HASH_MAX    64u
+#define AMTHI_HBASED_SUFFIX_LIST 320u
+#define AMTHI_HBASED_REQUEST_LEN (1u + AMTHI_HBASED_HASH_MAX + 1u + 4u + AMTHI_HBASED_SUFFIX_LIST)
+
+struct amthi_hbased_response {
+	uint8_t algorithm; /* enum amthi_hash_alg */
+	uint8_t hash[AMTHI_HBASED_HASH_MAX];
+	size_t hash_len; /* from the algorithm, as for certificate hashes; 0 when unknown */
+};
+
+/*
+ * The whole request (header included) into OUT; 0 when HASH_LEN exceeds 64, the suffixes do
+ * not fit the 320-byte list (or one is empty or holds a NUL), or CAP is too small.
+ */
+size_t amthi_encode_start_configuration_hbased(uint8_t algorithm, const uint8_t *hash,
+					       size_t hash_len, bool host_vpn,
+					       const char *const *suffixes, size_t n_suffixes,
+					       uint8_t *out, size_t cap);
+int amthi_decode_start_configuration_hbased(const uint8_t *buf, size_t len,
+					    struct amthi_hbased_response *out);
+/*
+ * The call. NOT_READY, RNG_GENERATION_IN_PROGRESS and CERTIFICATE_NOT_READY (AMT still making
+ * its TLS key) are retried with backoff within the handle's ready bound.
+ */
+int amthi_start_configuration_hbased(struct mei_dev *dev, uint8_t algorithm, const uint8_t *hash,
+				     size_t hash_len, bool host_vpn, const char *const *suffixes,
+				     size_t n_suffixes, struct amthi_hbased_response *out);
+/* StopConfiguration: leave provisioning ("in") for pre-provisioning. 0 or the status. */
+int amthi_stop_configuration(struct mei_dev *dev);
+
 /* Text forms. */
 void amthi_uuid_format(const uint8_t uuid[16], char out[37]); /* PROTOCOL.md byte order */
 void amthi_ipv4_format(uint32_t ipv4, char out[16]);

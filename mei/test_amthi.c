@@ -1145,7 +1145,7 @@ typedef int (*responder_fn)(const uint8_t *req, size_t req_len, uint8_t *resp, s
 
 static responder_fn responder;
 static unsigned transactions;
-static uint8_t last_req[256];
+static uint8_t last_req[512];
 static size_t last_req_len;
 
 int mei_transact(struct mei_dev *dev, const void *req, size_t req_len, void *resp, size_t cap,
@@ -1403,6 +1403,191 @@ static void test_call_transport_error_passes_through(void **state)
 	assert_int_equal(transactions, 2);
 }
 
+/* ---- StartConfigurationHBased and StopConfiguration ---- */
+
+static void test_encode_hbased_layout(void **state)
+{
+	(void)state;
+	uint8_t out[512], hash[32];
+	const char *const suffixes[] = {"example.test", "corp.example"};
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(hash); i++)
+		hash[i] = (uint8_t)(0xA0 + i);
+	n = amthi_encode_start_configuration_hbased(AMTHI_HASH_SHA256, hash, sizeof(hash), false,
+						    suffixes, 2, out, sizeof(out));
+	/* header with length 390, then alg, hash padded to 64, HostVPN, SuffixListLen, List[320] */
+	assert_int_equal(n, 12 + 390);
+	assert_memory_equal(out, "\x01\x01\x00\x00\x8B\x00\x00\x04\x86\x01\x00\x00", 12);
+	assert_int_equal(out[12], AMTHI_HASH_SHA256);
+	assert_memory_equal(out + 13, hash, 32);
+	for (size_t i = 13 + 32; i < 13 + 64; i++)
+		assert_int_equal(out[i], 0);
+	assert_int_equal(out[77], 0);
+	/* "example.test\0corp.example\0" is 26 bytes */
+	assert_memory_equal(out + 78, "\x1A\x00\x00\x00", 4);
+	assert_memory_equal(out + 82, "example.test\0corp.example\0", 26);
+	for (size_t i = 82 + 26; i < n; i++)
+		assert_int_equal(out[i], 0);
+
+	n = amthi_encode_start_configuration_hbased(AMTHI_HASH_SHA256, hash, sizeof(hash), true,
+						    NULL, 0, out, sizeof(out));
+	assert_int_equal(n, 402);
+	assert_int_equal(out[77], 1);
+	assert_memory_equal(out + 78, "\x00\x00\x00\x00", 4);
+}
+
+static void test_encode_hbased_limits(void **state)
+{
+	(void)state;
+	uint8_t out[512], hash[65] = {0};
+	char long_suffix[330];
+	const char *one[1] = {long_suffix};
+	const char *empty[1] = {""};
+
+	memset(long_suffix, 'a', sizeof(long_suffix) - 1);
+	long_suffix[sizeof(long_suffix) - 1] = '\0';
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 65, false, NULL, 0, out,
+								 sizeof(out)),
+			 0);
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 32, false, one, 1, out,
+								 sizeof(out)),
+			 0);
+	/* 319 characters and the NUL fill the list exactly */
+	long_suffix[319] = '\0';
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 32, false, one, 1, out,
+								 sizeof(out)),
+			 402);
+	long_suffix[319] = 'a';
+	long_suffix[320] = '\0';
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 32, false, one, 1, out,
+								 sizeof(out)),
+			 0);
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 32, false, empty, 1, out,
+								 sizeof(out)),
+			 0);
+	assert_int_equal(amthi_encode_start_configuration_hbased(2, hash, 32, false, NULL, 0, out,
+								 401),
+			 0);
+}
+
+static size_t hbased_payload(uint8_t *p, bool lead, uint8_t alg, uint8_t fill)
+{
+	struct wbuf w = wbuf_init(p, MSG_CAP);
+
+	if (lead)
+		put_u8(&w, 0);
+	put_u8(&w, alg);
+	for (unsigned i = 0; i < 64; i++)
+		put_u8(&w, alg == AMTHI_HASH_SHA256 && i >= 32 ? 0 : (uint8_t)(fill + i));
+	return w.len;
+}
+
+static void test_decode_hbased_variants(void **state)
+{
+	(void)state;
+	uint8_t msg[MSG_CAP], payload[MSG_CAP];
+	struct amthi_hbased_response r;
+	size_t n, plen;
+
+	/* PROTOCOL.md: u8 algorithm, Hash[64] */
+	plen = hbased_payload(payload, false, AMTHI_HASH_SHA256, 0x10);
+	n = wrap(msg, AMTHI_CMD_START_CONFIGURATION_HBASED, 0, payload, plen);
+	assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r), 0);
+	assert_int_equal(r.algorithm, AMTHI_HASH_SHA256);
+	assert_int_equal(r.hash_len, 32);
+	assert_int_equal(r.hash[0], 0x10);
+	assert_int_equal(r.hash[31], 0x10 + 31);
+
+	/* rpc-go's struct: one more byte first */
+	plen = hbased_payload(payload, true, AMTHI_HASH_SHA384_OR_SHA512, 0x20);
+	n = wrap(msg, AMTHI_CMD_START_CONFIGURATION_HBASED, 0, payload, plen);
+	assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r), 0);
+	assert_int_equal(r.algorithm, AMTHI_HASH_SHA384_OR_SHA512);
+	assert_int_equal(r.hash_len, 64);
+	assert_int_equal(r.hash[0], 0x20);
+
+	/* ... whose extra byte must be zero */
+	payload[0] = 1;
+	n = wrap(msg, AMTHI_CMD_START_CONFIGURATION_HBASED, 0, payload, plen);
+	assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r), MEI_E_PROTOCOL);
+
+	/* any other length is wrong; a status comes back as itself */
+	for (size_t len = 0; len < 70; len++) {
+		if (len == 65 || len == 66)
+			continue;
+		memset(payload, 0, sizeof(payload));
+		n = wrap(msg, AMTHI_CMD_START_CONFIGURATION_HBASED, 0, payload, len);
+		assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r),
+				 MEI_E_PROTOCOL);
+	}
+	n = wrap(msg, AMTHI_CMD_START_CONFIGURATION_HBASED, AMTHI_STATUS_INVALID_AMT_MODE, NULL, 0);
+	assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r),
+			 AMTHI_STATUS_INVALID_AMT_MODE);
+	/* the echo names the command */
+	plen = hbased_payload(payload, false, AMTHI_HASH_SHA256, 0);
+	n = wrap(msg, AMTHI_CMD_STOP_CONFIGURATION, 0, payload, plen);
+	assert_int_equal(amthi_decode_start_configuration_hbased(msg, n, &r), MEI_E_PROTOCOL);
+}
+
+static unsigned cert_not_ready_left;
+
+static int respond_hbased(const uint8_t *req, size_t req_len, uint8_t *resp, size_t cap,
+			  size_t *resp_len)
+{
+	uint8_t payload[MSG_CAP];
+	uint32_t command = req_command(req);
+
+	if (command == AMTHI_CMD_STOP_CONFIGURATION) {
+		assert_int_equal(req_len, 12);
+		return reply(resp, cap, resp_len, command, 0, NULL, 0);
+	}
+	assert_int_equal(command, AMTHI_CMD_START_CONFIGURATION_HBASED);
+	assert_int_equal(req_len, 402);
+	if (cert_not_ready_left > 0) {
+		cert_not_ready_left--;
+		return reply(resp, cap, resp_len, command, AMTHI_STATUS_CERTIFICATE_NOT_READY, NULL,
+			     0);
+	}
+	return reply(resp, cap, resp_len, command, 0, payload,
+		     hbased_payload(payload, false, AMTHI_HASH_SHA256, 0x40));
+}
+
+static void test_call_hbased_and_stop(void **state)
+{
+	(void)state;
+	struct amthi_hbased_response r;
+	const uint8_t hash[32] = {1, 2, 3};
+	const char *const suffixes[] = {"example.test"};
+
+	responder = respond_hbased;
+	cert_not_ready_left = 2;
+	assert_int_equal(amthi_start_configuration_hbased(fake_dev(), AMTHI_HASH_SHA256, hash, 32,
+							  false, suffixes, 1, &r),
+			 0);
+	assert_int_equal(transactions, 3); /* CERTIFICATE_NOT_READY is retried */
+	assert_int_equal(r.hash_len, 32);
+	assert_int_equal(r.hash[0], 0x40);
+	assert_memory_equal(last_req + 13, hash, 3);
+	assert_memory_equal(last_req + 82, "example.test", 13);
+
+	assert_int_equal(amthi_stop_configuration(fake_dev()), 0);
+	assert_int_equal(transactions, 4);
+	assert_memory_equal(last_req, "\x01\x01\x00\x00\x5E\x00\x00\x04\x00\x00\x00\x00", 12);
+
+	responder = respond_invalid_mode;
+	assert_int_equal(amthi_stop_configuration(fake_dev()), AMTHI_STATUS_INVALID_AMT_MODE);
+	assert_int_equal(amthi_start_configuration_hbased(fake_dev(), AMTHI_HASH_SHA256, hash, 32,
+							  false, NULL, 0, &r),
+			 AMTHI_STATUS_INVALID_AMT_MODE);
+	/* a request that cannot be encoded never reaches the ME */
+	transactions = 0;
+	assert_int_equal(amthi_start_configuration_hbased(fake_dev(), AMTHI_HASH_SHA256, hash, 80,
+							  false, NULL, 0, &r),
+			 MEI_E_TOO_BIG);
+	assert_int_equal(transactions, 0);
+}
+
 #define CALL_TEST(f) cmocka_unit_test_setup(f, setup_calls)
 
 static void test_status_only_replies(void **state)
@@ -1430,6 +1615,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_only_replies),
+		cmocka_unit_test(test_encode_hbased_layout),
+		cmocka_unit_test(test_encode_hbased_limits),
+		cmocka_unit_test(test_decode_hbased_variants),
+		CALL_TEST(test_call_hbased_and_stop),
 		cmocka_unit_test(test_encode_get_code_versions),
 		cmocka_unit_test(test_encode_with_payload),
 		cmocka_unit_test(test_ipv4_example),

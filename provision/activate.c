@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Client control mode activation by host-based setup, without lockout: a generated password is
- * durable (state directory on persistent storage, or accepted by a write-ahead target) before
- * AMT is set to it, and every failure says in which state AMT was left.
+ * Activation by host-based setup, without lockout: a generated password is durable (state
+ * directory on persistent storage, or accepted by a write-ahead target) before AMT is set to it,
+ * and every failure says in which state AMT was left. Client control mode here; admin control
+ * mode's own steps are in acm.c, chosen from here.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "acm.h"
 #include "password.h"
 #include "session.h"
 #include "state.h"
@@ -20,6 +20,7 @@
 
 #define ADMIN_USER            "admin"
 #define GENERATED_LENGTH      16
+#define MEBX_GENERATED_LENGTH 16
 #define DEFAULT_STATE_DIR     "/run/amt-enlist"
 #define WSMAN_TIMEOUT_MS      30000
 #define POLL_FIRST_MS         50
@@ -37,6 +38,7 @@ void prov_activate_opts_default(struct prov_activate_opts *o)
 void prov_credentials_wipe(struct prov_credentials *c)
 {
 	OPENSSL_cleanse(c->password, sizeof(c->password));
+	OPENSSL_cleanse(c->mebx_password, sizeof(c->mebx_password));
 }
 
 bool prov_power_policy_covers_s5(const char *policy)
@@ -46,8 +48,8 @@ bool prov_power_policy_covers_s5(const char *policy)
 
 /* ---- reading AMT's modes ---- */
 
-static int read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
-		      struct prov_error *err)
+int activate_read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
+			struct prov_error *err)
 {
 	struct mei_dev *dev;
 	int r = session_amthi(s, &dev, err);
@@ -63,15 +65,14 @@ static int read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
 	return 0;
 }
 
-/* Poll the modes until DONE says so or BOUND_MS passes. */
-static int wait_modes(struct prov_session *s, bool (*done)(uint32_t mode, uint32_t state),
-		      int bound_ms, uint32_t *mode, uint32_t *state, struct prov_error *err)
+int activate_wait_modes(struct prov_session *s, bool (*done)(uint32_t mode, uint32_t state),
+			int bound_ms, uint32_t *mode, uint32_t *state, struct prov_error *err)
 {
 	long deadline = prov_now_ms() + bound_ms, delay = POLL_FIRST_MS;
 	int r;
 
 	for (;;) {
-		r = read_modes(s, mode, state, err);
+		r = activate_read_modes(s, mode, state, err);
 		if (r == 0 && done(*mode, *state))
 			return 0;
 		if (prov_now_ms() + delay > deadline)
@@ -86,7 +87,7 @@ static bool is_ccm_post(uint32_t mode, uint32_t state)
 	return mode == AMTHI_CONTROL_CCM && state == AMTHI_PROVISIONING_POST;
 }
 
-static bool is_pre(uint32_t mode, uint32_t state)
+bool activate_is_pre(uint32_t mode, uint32_t state)
 {
 	return mode == AMTHI_CONTROL_NONE && state == AMTHI_PROVISIONING_PRE;
 }
@@ -114,7 +115,8 @@ static int session_apf(struct prov_session *s, struct apf_session **apf, struct 
 	return 0;
 }
 
-static int wsman_failure(const char *what, const struct wsman_error *we, struct prov_error *err)
+int activate_wsman_failure(const char *what, const struct wsman_error *we,
+			   struct prov_error *err)
 {
 	return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: %s", what, we->msg);
 }
@@ -132,27 +134,46 @@ static void lms_target(const struct prov_session *s, struct wsman_target *t)
 	t->port = s->opts.lms_port ? s->opts.lms_port : t->tls ? APF_PORT_HTTPS : APF_PORT_HTTP;
 }
 
-static int wsman_open(struct prov_session *s, const struct prov_activate_opts *o, const char *user,
-		      const char *pass, struct wsman_client **c, bool *tls, struct prov_error *err)
+int activate_target(struct prov_session *s, const struct prov_activate_opts *o,
+		    struct wsman_target *t, struct prov_error *err)
 {
-	struct wsman_target t = {.route = WSMAN_VIA_APF, .timeout_ms = WSMAN_TIMEOUT_MS};
-	struct wsman_error we;
-	int r = session_apf(s, &t.apf, err);
+	int r;
 
+	*t = (struct wsman_target){.route = WSMAN_VIA_APF, .timeout_ms = WSMAN_TIMEOUT_MS};
+	r = session_apf(s, &t->apf, err);
 	if (r != 0 && err->mei != MEI_E_BUSY)
 		return r;
 	if (r != 0) {
 		memset(err, 0, sizeof(*err));
-		lms_target(s, &t);
+		lms_target(s, t);
 	} else {
-		t.port = apf_wsman_port(t.apf);
-		t.tls = apf_tls_enforced(t.apf);
+		t->port = apf_wsman_port(t->apf);
+		t->tls = apf_tls_enforced(t->apf);
 	}
-	t.ca_file = o->amt_ca_file;
-	*tls = t.tls;
-	if (wsman_client_new(&t, user, pass, c, &we) != 0)
-		return wsman_failure("cannot set up WS-Man", &we, err);
+	t->ca_file = o->amt_ca_file;
 	return 0;
+}
+
+int activate_client(const struct wsman_target *t, const char *user, const char *pass,
+		    struct wsman_client **c, struct prov_error *err)
+{
+	struct wsman_error we;
+
+	if (wsman_client_new(t, user, pass, c, &we) != 0)
+		return activate_wsman_failure("cannot set up WS-Man", &we, err);
+	return 0;
+}
+
+static int wsman_open(struct prov_session *s, const struct prov_activate_opts *o, const char *user,
+		      const char *pass, struct wsman_client **c, bool *tls, struct prov_error *err)
+{
+	struct wsman_target t;
+	int r = activate_target(s, o, &t, err);
+
+	if (r != 0)
+		return r;
+	*tls = t.tls;
+	return activate_client(&t, user, pass, c, err);
 }
 
 /* 1: AMT accepts USER/PASS; 0: it refuses them; <0: could not tell (ERR says why). */
@@ -174,7 +195,7 @@ static int credentials_work(struct prov_session *s, const struct prov_activate_o
 		return 1;
 	if (r == WSMAN_E_AUTH)
 		return 0;
-	return wsman_failure("checking the admin password with AMT failed", &we, err);
+	return activate_wsman_failure("checking the admin password with AMT failed", &we, err);
 }
 
 int session_network_tls(struct prov_session *s, const struct prov_activate_opts *o,
@@ -199,7 +220,8 @@ int session_network_tls(struct prov_session *s, const struct prov_activate_opts 
 		return r == WSMAN_E_PARSE && !we.msg[0]
 			       ? prov_fail(err, PROV_E_ACTIVATION, 0,
 					   "AMT_TLSSettingData has no Enabled value")
-			       : wsman_failure("reading AMT's network TLS setting failed", &we, err);
+			       : activate_wsman_failure("reading AMT's network TLS setting failed",
+							&we, err);
 	*enabled = strcmp(text, "true") == 0;
 	return 0;
 }
@@ -214,25 +236,36 @@ static const char *setup_return_name(unsigned rv)
 	return rv < sizeof(names) / sizeof(names[0]) ? names[rv] : "unknown error";
 }
 
-static int invoke_checked(struct wsman_client *c, const char *uri, const char *method,
-			  const struct wsman_param *params, size_t n, struct prov_error *err)
+int activate_invoke(struct wsman_client *c, const char *uri, const char *method,
+		    const struct wsman_param *params, size_t n, unsigned *rv,
+		    struct wsman_error *we, struct prov_error *err)
 {
-	struct wsman_error we;
 	xmlDocPtr doc = NULL;
-	unsigned rv;
-	int r = wsman_invoke(c, uri, method, params, n, &doc, &we);
+	int r = wsman_invoke(c, uri, method, params, n, &doc, we);
 
 	if (r != 0) {
 		char what[96];
 
 		snprintf(what, sizeof(what), "%s failed", method);
-		return wsman_failure(what, &we, err);
+		return activate_wsman_failure(what, we, err);
 	}
-	r = wsman_return_value(doc, &rv);
+	r = wsman_return_value(doc, rv);
 	xmlFreeDoc(doc);
 	if (r != 0)
 		return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: AMT's reply has no ReturnValue",
 				 method);
+	return 0;
+}
+
+static int invoke_checked(struct wsman_client *c, const char *uri, const char *method,
+			  const struct wsman_param *params, size_t n, struct prov_error *err)
+{
+	struct wsman_error we;
+	unsigned rv;
+	int r = activate_invoke(c, uri, method, params, n, &rv, &we, err);
+
+	if (r != 0)
+		return r;
 	if (rv != 0)
 		return prov_fail(err, PROV_E_ACTIVATION, 0, "%s: AMT returned %u (%s)", method, rv,
 				 setup_return_name(rv));
@@ -270,7 +303,8 @@ static int host_based_setup(struct prov_session *s, const struct prov_activate_o
 		wsman_client_free(c);
 		return r == WSMAN_E_PARSE && !we.msg[0]
 			       ? prov_fail(err, PROV_E_ACTIVATION, 0, "AMT_GeneralSettings has no DigestRealm")
-			       : wsman_failure("reading AMT's Digest realm failed", &we, err);
+			       : activate_wsman_failure("reading AMT's Digest realm failed", &we,
+							err);
 	}
 	if (password_digest_a1(ADMIN_USER, realm, cred->password, digest) != 0) {
 		wsman_client_free(c);
@@ -294,31 +328,44 @@ static int host_based_setup(struct prov_session *s, const struct prov_activate_o
 	return r;
 }
 
-/* ---- the password ---- */
+/* ---- the passwords ---- */
 
-static int read_password_file(const char *path, char *out, size_t cap, struct prov_error *err)
+/* What the operator gave in files: "" for each one not given. Secrets: wiped when done. */
+struct operator_secrets {
+	char admin[PASSWORD_MAX + 1];
+	char mebx[PASSWORD_MAX + 1];
+};
+
+static int read_password_file(const char *path, enum password_kind kind, const char *what,
+			      char *out, size_t cap, struct prov_error *err)
 {
 	char buf[128], why[128];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r = password_read_line(path, buf, sizeof(buf));
 
-	if (fd < 0)
-		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read password file %s: %s", path,
-				 strerror(errno));
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read password file %s: %s", path,
-				 strerror(errno));
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (!password_check(PASSWORD_ADMIN, buf, why, sizeof(why))) {
+	if (r != 0)
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "cannot read %s %s: %s", what, path,
+				 strerror(-r));
+	if (!password_check(kind, buf, why, sizeof(why))) {
 		OPENSSL_cleanse(buf, sizeof(buf));
-		return prov_fail(err, PROV_E_BAD_INPUT, 0, "password file %s: %s", path, why);
+		return prov_fail(err, PROV_E_BAD_INPUT, 0, "%s %s: %s", what, path, why);
 	}
 	snprintf(out, cap, "%s", buf);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return 0;
+}
+
+static int read_operator_secrets(const struct prov_activate_opts *o, struct operator_secrets *ops,
+				 struct prov_error *err)
+{
+	int r = 0;
+
+	if (o->password_file)
+		r = read_password_file(o->password_file, PASSWORD_ADMIN, "password file",
+				       ops->admin, sizeof(ops->admin), err);
+	if (r == 0 && o->acm && o->mebx_password_file)
+		r = read_password_file(o->mebx_password_file, PASSWORD_MEBX, "MEBx password file",
+				       ops->mebx, sizeof(ops->mebx), err);
+	return r;
 }
 
 static void set_credentials(struct prov_credentials *c, const char *pw, const char *source)
@@ -326,6 +373,12 @@ static void set_credentials(struct prov_credentials *c, const char *pw, const ch
 	snprintf(c->user, sizeof(c->user), ADMIN_USER);
 	snprintf(c->password, sizeof(c->password), "%s", pw);
 	c->source = source;
+}
+
+static void set_mebx(struct prov_credentials *c, const char *pw, const char *source)
+{
+	snprintf(c->mebx_password, sizeof(c->mebx_password), "%s", pw);
+	c->mebx_source = source;
 }
 
 static int save_record(const struct prov_activate_opts *o, const char *uuid,
@@ -337,12 +390,20 @@ static int save_record(const struct prov_activate_opts *o, const char *uuid,
 	snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid);
 	snprintf(rec.user, sizeof(rec.user), "%s", c->user);
 	snprintf(rec.password, sizeof(rec.password), "%s", c->password);
+	snprintf(rec.mebx_password, sizeof(rec.mebx_password), "%s", c->mebx_password);
 	snprintf(rec.status, sizeof(rec.status), "%s", status);
 	r = state_dir_prepare(o->state_dir, why, cap);
 	if (r == 0)
 		r = state_save(o->state_dir, &rec, why, cap);
 	state_record_wipe(&rec);
 	return r;
+}
+
+/* A record's MEBx password goes along with its admin password (it is lost otherwise). */
+static void keep_record_mebx(struct prov_credentials *out, const struct state_record *rec)
+{
+	if (rec->mebx_password[0])
+		set_mebx(out, rec->mebx_password, "state directory");
 }
 
 /*
@@ -355,29 +416,31 @@ static int adopt_existing(struct prov_session *s, const struct prov_activate_opt
 {
 	struct state_record rec;
 	char why[256];
-	int r;
+	bool have_rec = state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0;
+	int r = 0;
 
 	if (operator_pw) {
 		r = credentials_work(s, o, ADMIN_USER, operator_pw, err);
-		if (r < 0)
-			return r;
 		if (r == 1) {
 			set_credentials(out, operator_pw, "password file");
+			if (have_rec)
+				keep_record_mebx(out, &rec);
 			save_record(o, uuid, out, "activated", why, sizeof(why));
-			return 0;
 		}
 	}
-	if (state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0) {
+	if (r == 0 && have_rec) {
 		r = credentials_work(s, o, rec.user, rec.password, err);
 		if (r == 1) {
 			set_credentials(out, rec.password, "state directory");
+			keep_record_mebx(out, &rec);
 			if (strcmp(rec.status, "activated") != 0)
 				save_record(o, uuid, out, "activated", why, sizeof(why));
 		}
-		state_record_wipe(&rec);
-		if (r != 0)
-			return r < 0 ? r : 0;
 	}
+	if (have_rec)
+		state_record_wipe(&rec);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	return prov_fail(err, PROV_E_UNKNOWN_CREDENTIALS, 0,
 			 "AMT is already in %s control mode with a password this machine does "
 			 "not hold%s",
@@ -403,7 +466,7 @@ static int unprovision_ccm(struct prov_session *s, const struct prov_activate_op
 		return prov_fail(err, r == AMTHI_STATUS_INVALID_AMT_MODE ? PROV_E_REFUSED
 									: PROV_E_ACTIVATION,
 				 r, "AMT refused to unprovision: %s", mei_strerror(r));
-	if (wait_modes(s, is_pre, o->settle_ms, &mode, &state, err) != 0)
+	if (activate_wait_modes(s, activate_is_pre, o->settle_ms, &mode, &state, err) != 0)
 		return prov_fail(err, PROV_E_ACTIVATION, 0,
 				 "AMT did not settle in pre-provisioning within %d s after "
 				 "unprovisioning (control mode %s, provisioning state %s)",
@@ -412,32 +475,18 @@ static int unprovision_ccm(struct prov_session *s, const struct prov_activate_op
 	return 0;
 }
 
-/* Choose the password for a pre-provisioned AMT and make it durable before anything else. */
-static int choose_password(const struct prov_activate_opts *o, const struct amt_state *st,
-			   const char *uuid, const char *operator_pw, struct prov_credentials *out,
-			   struct prov_error *err)
+/*
+ * The secrets in OUT must outlive a reboot before AMT is set to them: the state directory on
+ * persistent storage, or a write-ahead target that accepted them, or the operator's own files.
+ */
+static int make_durable(const struct prov_activate_opts *o, const struct amt_state *st,
+			const char *uuid, const char *status, bool operator_supplied,
+			struct prov_credentials *out, struct prov_error *err)
 {
-	struct state_record rec;
-	char pw[PASSWORD_MAX + 1], why[256];
-	bool durable;
-	int r;
+	char why[256];
+	int r = save_record(o, uuid, out, status, why, sizeof(why));
+	bool durable = operator_supplied || (r == 0 && state_dir_is_persistent(o->state_dir));
 
-	if (operator_pw) {
-		set_credentials(out, operator_pw, "password file");
-	} else if (state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0) {
-		/* a run that stopped before AMT took its password: reuse it */
-		set_credentials(out, rec.password, "state directory");
-		state_record_wipe(&rec);
-	} else {
-		if (password_generate(PASSWORD_ADMIN, GENERATED_LENGTH, pw) != 0)
-			return prov_fail(err, PROV_E_INTERNAL, 0,
-					 "the random source failed: no password generated");
-		set_credentials(out, pw, "generated");
-		OPENSSL_cleanse(pw, sizeof(pw));
-	}
-
-	r = save_record(o, uuid, out, "pending", why, sizeof(why));
-	durable = operator_pw || (r == 0 && state_dir_is_persistent(o->state_dir));
 	if (o->write_ahead) {
 		r = o->write_ahead(o->write_ahead_ctx, st, out, err);
 		if (r != 0)
@@ -446,17 +495,75 @@ static int choose_password(const struct prov_activate_opts *o, const struct amt_
 	}
 	if (!durable)
 		return prov_fail(err, PROV_E_NOT_DURABLE, 0,
-				 "refusing to activate: the new password would live only in %s, "
+				 "refusing to activate: the new password%s would live only in %s, "
 				 "which %s; name a hand-off target (--server, --maas), a --state-dir "
-				 "on persistent storage, or a --password-file",
-				 o->state_dir,
-				 r == 0 ? "is erased by a reboot (tmpfs)" : "cannot be written");
+				 "on persistent storage, or a --password-file%s",
+				 o->acm ? "s" : "", o->state_dir,
+				 r == 0 ? "is erased by a reboot (tmpfs)" : "cannot be written",
+				 o->acm ? " and a --mebx-password-file" : "");
 	return 0;
 }
 
-/* After a failure: say whether AMT was left untouched or activated with the saved password. */
+/* A new MEBx password: the operator's, a pending one from the record, or a generated one. */
+static int choose_mebx(const struct operator_secrets *ops, const struct state_record *rec,
+		       struct prov_credentials *out, struct prov_error *err)
+{
+	char pw[PASSWORD_MAX + 1];
+
+	if (ops->mebx[0]) {
+		set_mebx(out, ops->mebx, "MEBx password file");
+		return 0;
+	}
+	if (rec && rec->mebx_password[0]) {
+		set_mebx(out, rec->mebx_password, "state directory");
+		return 0;
+	}
+	if (password_generate(PASSWORD_MEBX, MEBX_GENERATED_LENGTH, pw) != 0)
+		return prov_fail(err, PROV_E_INTERNAL, 0,
+				 "the random source failed: no MEBx password generated");
+	set_mebx(out, pw, "generated");
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return 0;
+}
+
+/* Choose the passwords for a pre-provisioned AMT and make them durable before anything else. */
+static int choose_password(const struct prov_activate_opts *o, const struct amt_state *st,
+			   const char *uuid, const struct operator_secrets *ops,
+			   struct prov_credentials *out, struct prov_error *err)
+{
+	struct state_record rec;
+	char pw[PASSWORD_MAX + 1], why[256];
+	bool have_rec = state_load(o->state_dir, uuid, &rec, why, sizeof(why)) == 0;
+	int r = 0;
+
+	if (ops->admin[0]) {
+		set_credentials(out, ops->admin, "password file");
+	} else if (have_rec) {
+		/* a run that stopped before AMT took its password: reuse it */
+		set_credentials(out, rec.password, "state directory");
+	} else if (password_generate(PASSWORD_ADMIN, GENERATED_LENGTH, pw) != 0) {
+		r = prov_fail(err, PROV_E_INTERNAL, 0,
+			      "the random source failed: no password generated");
+	} else {
+		set_credentials(out, pw, "generated");
+		OPENSSL_cleanse(pw, sizeof(pw));
+	}
+	if (r == 0 && o->acm)
+		r = choose_mebx(ops, have_rec ? &rec : NULL, out, err);
+	if (have_rec)
+		state_record_wipe(&rec);
+	if (r != 0)
+		return r;
+	return make_durable(o, st, uuid, "pending",
+			    ops->admin[0] && (!o->acm || ops->mebx[0]), out, err);
+}
+
+/*
+ * After a failure: say whether AMT was left untouched, taken back to pre-provisioning
+ * (UNDONE_BY names how), or left activated with the saved password.
+ */
 static int explain_failure(struct prov_session *s, const struct prov_activate_opts *o,
-			   const char *uuid, int r, struct prov_error *err)
+			   const char *uuid, const char *undone_by, int r, struct prov_error *err)
 {
 	struct prov_error probe = {0};
 	uint32_t mode = 0, state = 0;
@@ -467,11 +574,18 @@ static int explain_failure(struct prov_session *s, const struct prov_activate_op
 		len = sizeof(err->msg) - 80;
 	memcpy(msg, err->msg, len);
 	msg[len] = '\0';
-	if (read_modes(s, &mode, &state, &probe) != 0)
+	if (activate_read_modes(s, &mode, &state, &probe) != 0)
 		snprintf(err->msg, sizeof(err->msg), "%s; AMT's state is unknown, the password is "
 			 "saved in %s/%s.json", msg, o->state_dir, uuid);
-	else if (is_pre(mode, state))
+	else if (activate_is_pre(mode, state) && undone_by)
+		snprintf(err->msg, sizeof(err->msg), "%s; %s took AMT back to pre-provisioning",
+			 msg, undone_by);
+	else if (activate_is_pre(mode, state))
 		snprintf(err->msg, sizeof(err->msg), "%s; AMT is left untouched", msg);
+	else if (mode == AMTHI_CONTROL_NONE)
+		snprintf(err->msg, sizeof(err->msg), "%s; AMT is left in provisioning state %s, "
+			 "the password saved in %s/%s.json", msg,
+			 prov_provisioning_state_name(state), o->state_dir, uuid);
 	else
 		snprintf(err->msg, sizeof(err->msg), "%s; AMT is in %s control mode with the "
 			 "password saved in %s/%s.json", msg, prov_control_mode_name(mode),
@@ -480,28 +594,93 @@ static int explain_failure(struct prov_session *s, const struct prov_activate_op
 }
 
 static int activate_pre(struct prov_session *s, const struct prov_activate_opts *o,
-			struct amt_state *st, const char *uuid, const char *operator_pw,
+			struct amt_state *st, const char *uuid, const struct operator_secrets *ops,
 			struct prov_credentials *out, struct prov_error *err)
 {
 	uint32_t mode, state;
 	char why[256];
-	int r = choose_password(o, st, uuid, operator_pw, out, err);
+	int r = choose_password(o, st, uuid, ops, out, err);
 
 	if (r != 0)
 		return r;
 	r = host_based_setup(s, o, out, err);
-	if (r == 0 && wait_modes(s, is_ccm_post, o->confirm_ms, &mode, &state, err) != 0)
+	if (r == 0 && activate_wait_modes(s, is_ccm_post, o->confirm_ms, &mode, &state, err) != 0)
 		r = prov_fail(err, PROV_E_ACTIVATION, 0,
 			      "AMT accepted Setup but did not reach client control mode and "
 			      "provisioning state post within %d s (now %s, %s)",
 			      o->confirm_ms / 1000, prov_control_mode_name(mode),
 			      prov_provisioning_state_name(state));
 	if (r != 0)
-		return explain_failure(s, o, uuid, r, err);
+		return explain_failure(s, o, uuid, NULL, r, err);
 	out->activated_now = true;
 	st->control_mode = mode;
 	st->provisioning_state = state;
 	save_record(o, uuid, out, "activated", why, sizeof(why));
+	return 0;
+}
+
+/* ---- admin control mode (acm.c does the talking) ---- */
+
+/* The certificate against this AMT, before any change. */
+static int acm_precheck(const struct acm_cert *cert, const struct prov_activate_opts *o,
+			const struct amt_state *st, struct prov_credentials *out,
+			struct prov_error *err)
+{
+	return acm_check(cert, st, o->dns_suffix, &out->domain_unchecked, err);
+}
+
+static void acm_done(struct prov_session *s, const struct prov_activate_opts *o,
+		     struct amt_state *st, struct prov_credentials *out)
+{
+	st->control_mode = AMTHI_CONTROL_ACM;
+	st->provisioning_state = AMTHI_PROVISIONING_POST;
+	acm_user_consent(s, o, out);
+}
+
+static int activate_pre_acm(struct prov_session *s, const struct prov_activate_opts *o,
+			    const struct acm_cert *cert, struct amt_state *st, const char *uuid,
+			    const struct operator_secrets *ops, struct prov_credentials *out,
+			    struct prov_error *err)
+{
+	char why[256];
+	bool rolled_back;
+	int r = acm_precheck(cert, o, st, out, err);
+
+	if (r == 0)
+		r = choose_password(o, st, uuid, ops, out, err);
+	if (r != 0)
+		return r;
+	r = acm_setup(s, o, cert, out, &rolled_back, err);
+	if (r != 0)
+		return explain_failure(s, o, uuid,
+				       rolled_back ? out->tls ? "StopConfiguration" : "Unprovision"
+						   : NULL,
+				       r, err);
+	out->activated_now = true;
+	save_record(o, uuid, out, "activated", why, sizeof(why));
+	acm_done(s, o, st, out);
+	return 0;
+}
+
+/* Client to admin control mode: a MEBx password made durable first, then the upgrade. */
+static int upgrade_to_acm(struct prov_session *s, const struct prov_activate_opts *o,
+			  const struct acm_cert *cert, struct amt_state *st, const char *uuid,
+			  const struct operator_secrets *ops, struct prov_credentials *out,
+			  struct prov_error *err)
+{
+	int r = acm_precheck(cert, o, st, out, err);
+
+	if (r == 0 && (ops->mebx[0] || !out->mebx_password[0]))
+		r = choose_mebx(ops, NULL, out, err);
+	if (r == 0)
+		r = make_durable(o, st, uuid, "activated", ops->mebx[0] != '\0', out, err);
+	if (r != 0)
+		return r;
+	r = acm_upgrade(s, o, cert, out, err);
+	if (r != 0)
+		return explain_failure(s, o, uuid, NULL, r, err);
+	out->upgraded_now = true;
+	acm_done(s, o, st, out);
 	return 0;
 }
 
@@ -559,23 +738,30 @@ static int enable_amt(struct prov_session *s, const struct prov_activate_opts *o
 int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
 		  struct prov_credentials *out, struct prov_error *err)
 {
-	char uuid[37], operator_pw[PASSWORD_MAX + 1] = "";
+	struct operator_secrets ops = {0};
+	struct acm_cert *cert = NULL;
+	char uuid[37];
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = prov_discover(s, st, err);
+	r = read_operator_secrets(o, &ops, err);
+	if (r == 0 && o->acm)
+		r = acm_cert_load(o, &cert, err);
+	if (r == 0)
+		r = prov_discover(s, st, err);
 	if (r == PROV_E_AMT_DISABLED)
 		r = enable_amt(s, o, st, err);
 	if (r != 0)
-		return r;
+		goto done;
 	amthi_uuid_format(st->uuid, uuid);
-	if (o->password_file &&
-	    (r = read_password_file(o->password_file, operator_pw, sizeof(operator_pw), err)) != 0)
-		return r;
 
 	if (st->control_mode != AMTHI_CONTROL_NONE ||
 	    st->provisioning_state == AMTHI_PROVISIONING_POST) {
-		r = adopt_existing(s, o, st, uuid, operator_pw[0] ? operator_pw : NULL, out, err);
+		r = adopt_existing(s, o, st, uuid, ops.admin[0] ? ops.admin : NULL, out, err);
+		if (r == 0 && cert && st->control_mode == AMTHI_CONTROL_CCM)
+			r = upgrade_to_acm(s, o, cert, st, uuid, &ops, out, err);
+		else if (r == 0 && cert && st->control_mode == AMTHI_CONTROL_ACM)
+			acm_user_consent(s, o, out);
 		if (r != PROV_E_UNKNOWN_CREDENTIALS || !o->reprovision ||
 		    st->control_mode != AMTHI_CONTROL_CCM)
 			goto done;
@@ -585,16 +771,21 @@ int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, st
 	} else if (st->provisioning_state == AMTHI_PROVISIONING_IN) {
 		uint32_t mode, state;
 
-		if (wait_modes(s, is_pre, o->settle_ms, &mode, &state, err) != 0) {
+		if (activate_wait_modes(s, activate_is_pre, o->settle_ms, &mode, &state, err) !=
+		    0) {
 			r = prov_fail(err, PROV_E_ACTIVATION, 0,
 				      "AMT stays in provisioning state 'in' (another tool is "
 				      "provisioning it?)");
 			goto done;
 		}
 	}
-	r = activate_pre(s, o, st, uuid, operator_pw[0] ? operator_pw : NULL, out, err);
+	if (cert)
+		r = activate_pre_acm(s, o, cert, st, uuid, &ops, out, err);
+	else
+		r = activate_pre(s, o, st, uuid, &ops, out, err);
 done:
-	OPENSSL_cleanse(operator_pw, sizeof(operator_pw));
+	acm_cert_free(cert);
+	OPENSSL_cleanse(&ops, sizeof(ops));
 	if (r != 0)
 		prov_credentials_wipe(out);
 	return r;

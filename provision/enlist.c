@@ -99,12 +99,14 @@ static void note(struct prov_target_result *t, int code, const char *msg)
 	snprintf(t->msg, sizeof(t->msg), "%s", msg);
 }
 
+/* MEBX: the MEBx password for the document (admin control mode), or NULL. */
 static int send_document(struct enlist_ctx *ctx, const struct amt_state *st,
 			 const struct power_params *p, const char *state, bool unknown,
-			 struct prov_error *err)
+			 const char *mebx, struct prov_error *err)
 {
 	struct json_object *doc =
-		prov_document(st, &ctx->host, p, ctx->res->address_source, state, unknown);
+		prov_document(st, &ctx->host, p, ctx->res->address_source, state, unknown,
+			      mebx);
 	struct post_result pr = {0};
 	const char *body;
 	int r;
@@ -128,8 +130,9 @@ static int signal_maas(struct enlist_ctx *ctx, const struct power_params *p,
 }
 
 /*
- * The write-ahead hook: every requested network target must accept the password first. AMT is
- * unprovisioned here, so TLS on its network interface is not configured yet: port 16992.
+ * The write-ahead hook: every requested network target must accept the password (and the MEBx
+ * password, to --server only) first. AMT's network interface has no TLS configured by us yet:
+ * port 16992.
  */
 static int write_ahead(void *opaque, const struct amt_state *st,
 		       const struct prov_credentials *cred, struct prov_error *err)
@@ -144,7 +147,7 @@ static int write_ahead(void *opaque, const struct amt_state *st,
 	snprintf(ctx->res->port, sizeof(ctx->res->port), PORT_HTTP);
 	params_from(ctx, cred, &p);
 	if (ctx->ho->server_url) {
-		r = send_document(ctx, st, &p, "pending", false, err);
+		r = send_document(ctx, st, &p, "pending", false, cred->mebx_password, err);
 		if (r != 0) {
 			note(&ctx->res->target[PROV_TARGET_SERVER], r, err->msg);
 			goto out;
@@ -176,7 +179,10 @@ static int hand_off(struct enlist_ctx *ctx, const struct amt_state *st, struct p
 	params_from(ctx, &res->cred, &p);
 	if (ctx->ho->server_url) {
 		memset(&e, 0, sizeof(e));
-		r = send_document(ctx, st, &p, "final", false, &e);
+		r = send_document(ctx, st, &p, "final", false,
+				  st->control_mode == AMTHI_CONTROL_ACM ? res->cred.mebx_password
+									: NULL,
+				  &e);
 		note(&res->target[PROV_TARGET_SERVER], r, r ? e.msg : "document accepted");
 		if (r && !first) {
 			first = r;
@@ -220,7 +226,7 @@ static int report_unknown(struct enlist_ctx *ctx, const struct amt_state *st)
 		return 0;
 	snprintf(ctx->res->port, sizeof(ctx->res->port), PORT_HTTP);
 	params_from(ctx, &ctx->res->cred, &p);
-	r = send_document(ctx, st, &p, NULL, true, &e);
+	r = send_document(ctx, st, &p, NULL, true, NULL, &e);
 	note(&ctx->res->target[PROV_TARGET_SERVER], r,
 	     r ? e.msg : "reported credentials unknown");
 	return r;

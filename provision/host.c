@@ -74,20 +74,26 @@ const char *host_maas_architecture(const char *machine)
 	return NULL;
 }
 
+/* Add MAC once; FIRST puts it (or moves it, when the host has it already) at the front. */
 static void add_mac(struct host_facts *h, const char *mac, bool first)
 {
+	unsigned at = h->mac_count;
+
 	for (unsigned i = 0; i < h->mac_count; i++)
 		if (strcmp(h->macs[i], mac) == 0)
+			at = i;
+	if (at == h->mac_count) {
+		if (h->mac_count == HOST_MAX_MACS)
 			return;
-	if (h->mac_count == HOST_MAX_MACS)
-		return;
-	if (first) {
-		memmove(h->macs[1], h->macs[0], sizeof(h->macs[0]) * h->mac_count);
-		snprintf(h->macs[0], sizeof(h->macs[0]), "%s", mac);
-	} else {
-		snprintf(h->macs[h->mac_count], sizeof(h->macs[0]), "%s", mac);
+		snprintf(h->macs[h->mac_count++], sizeof(h->macs[0]), "%s", mac);
 	}
-	h->mac_count++;
+	if (first && at > 0) {
+		char keep[18];
+
+		memcpy(keep, h->macs[at], sizeof(keep));
+		memmove(h->macs[1], h->macs[0], sizeof(h->macs[0]) * at);
+		memcpy(h->macs[0], keep, sizeof(keep));
+	}
 }
 
 static void read_cmdline(const char *path, char *buf, size_t cap)

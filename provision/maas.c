@@ -369,8 +369,10 @@ bool cmdline_bootif(const char *cmdline, char mac[18])
 		const char *h = v + 3 + i * 3;
 
 		if (!isxdigit((unsigned char)h[0]) || !isxdigit((unsigned char)h[1]) ||
-		    (i < 5 && h[2] != '-'))
+		    (i < 5 && h[2] != '-')) {
+			mac[0] = '\0';
 			return false;
+		}
 		mac[i * 3] = (char)tolower((unsigned char)h[0]);
 		mac[i * 3 + 1] = (char)tolower((unsigned char)h[1]);
 		mac[i * 3 + 2] = i < 5 ? ':' : '\0';

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -54,6 +57,35 @@ static bool has_every_class(const char *pw, size_t len)
 		symbol |= is_symbol(pw[i]);
 	}
 	return digit && upper && lower && symbol;
+}
+
+int password_read_line(const char *path, char *out, size_t cap)
+{
+	size_t got = 0;
+	int e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (cap == 0)
+		return -EINVAL;
+	if (fd < 0)
+		return -errno;
+	while (got + 1 < cap) {
+		ssize_t n = read(fd, out + got, cap - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			e = -errno;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	out[got] = '\0';
+	if (e != 0)
+		OPENSSL_cleanse(out, cap);
+	else
+		out[strcspn(out, "\r\n")] = '\0';
+	return e;
 }
 
 /* Random bytes handed out one at a time from a block that is wiped when used up. */

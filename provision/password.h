@@ -26,5 +26,12 @@ int password_generate(enum password_kind kind, size_t len, char *out);
  * WHY names the broken rule (never the password). */
 bool password_check(enum password_kind kind, const char *pw, char *why, size_t why_cap);
 
+/*
+ * The first line of the file at PATH (a secret: the operator's password, a PKCS#12 password)
+ * into OUT, without its line break; at most CAP-1 bytes of the file are read. 0, or -errno
+ * (OUT wiped).
+ */
+int password_read_line(const char *path, char *out, size_t cap);
+
 /* lower-hex MD5(USER ":" REALM ":" PASSWORD) into OUT[33]. 0 or -1. */
 int password_digest_a1(const char *user, const char *realm, const char *pw, char out[33]);

@@ -31,12 +31,14 @@ enum prov_err {
 	PROV_E_SERVER_REFUSED = -11, /* the provisioning server refused the hand-off (final 4xx) */
 	PROV_E_DEADLINE = -12,     /* the hand-off did not succeed before its deadline */
 	PROV_E_NO_ADDRESS = -13,   /* AMT has no IPv4 address to hand off */
+	PROV_E_UNTRUSTED_ROOT = -14, /* the provisioning certificate's root is not among AMT's
+					active hashes (the caller lists them: amt_state.hashes) */
 };
 
 struct prov_error {
 	int code;        /* enum prov_err */
 	int mei;         /* the mei-layer value behind it (mei_strerror), 0 if none */
-	char msg[256];
+	char msg[512];
 };
 
 struct prov_opts {
@@ -120,20 +122,28 @@ const char *prov_provisioning_state_name(uint32_t state); /* "pre", "in", "post"
 /* The "amt" object of the JSON contract (DESIGN.md); info --json prints it. Caller owns it. */
 struct json_object *prov_state_to_json(const struct amt_state *st);
 
-/* ---- Activation (client control mode) ---- */
+/* ---- Activation (client control mode; admin control mode with a provisioning certificate) ---- */
 
 struct prov_credentials {
 	char user[33];
 	char password[33]; /* secret: wipe with prov_credentials_wipe */
 	const char *source; /* "generated", "state directory", "password file" */
-	bool activated_now; /* this run moved AMT from pre-provisioning to CCM */
+	/* admin control mode: the MEBx password ("" when none is known; secret) */
+	char mebx_password[33];
+	const char *mebx_source; /* "generated", "state directory", "MEBx password file"; or NULL */
+	bool activated_now; /* this run moved AMT from pre-provisioning to CCM or ACM */
+	bool upgraded_now;  /* this run moved AMT from client to admin control mode */
 	bool tls;           /* WS-Man reached AMT over TLS (16993) */
+	bool domain_unchecked; /* ACM: AMT's DNS suffix unknown here; AMT judged the domain */
+	/* admin control mode: user consent "off" or "required"; NULL when not looked at */
+	const char *user_consent;
+	char consent_note[160]; /* why it stays required, "" otherwise; one line, no secret */
 };
 
 /*
- * The write-ahead hook: make USER/PASSWORD durable off the machine before AMT is set to it.
- * Return 0 when a target accepted them; a negative prov_err (with ERR filled) stops the
- * activation with AMT untouched.
+ * The write-ahead hook: make USER/PASSWORD (and the MEBx password, in admin control mode)
+ * durable off the machine before AMT is set to them. Return 0 when a target accepted them; a
+ * negative prov_err (with ERR filled) stops the activation with AMT untouched.
  */
 typedef int (*prov_write_ahead_fn)(void *ctx, const struct amt_state *st,
 				   const struct prov_credentials *cred, struct prov_error *err);
@@ -147,6 +157,15 @@ struct prov_activate_opts {
 	const char *amt_ca_file;   /* TLS to AMT: the CA its certificate must chain to, or NULL */
 	prov_write_ahead_fn write_ahead;
 	void *write_ahead_ctx;
+
+	/* admin control mode */
+	bool acm;
+	const char *provisioning_cert;               /* PKCS#12: key, leaf, chain to the root */
+	const char *provisioning_cert_password_file; /* its password, first line */
+	const char *provisioning_cert_password;      /* or the password itself (the environment) */
+	const char *mebx_password_file; /* the operator's MEBx password, or NULL to generate one */
+	const char *dns_suffix;         /* AMT's DNS suffix as the operator knows it, or NULL */
+	bool keep_user_consent;         /* leave user consent required */
 };
 
 void prov_activate_opts_default(struct prov_activate_opts *o);
@@ -158,6 +177,13 @@ void prov_activate_opts_default(struct prov_activate_opts *o);
  * directory, or a new one), make it durable first (state directory, write-ahead hook), then
  * IPS_HostBasedSetupService.Setup (+ CommitChanges on TLS-enforcing firmware) and confirm CCM and
  * "post" over AMTHI. ST is refreshed to AMT's state at the end.
+ *
+ * With o->acm, admin control mode instead: the provisioning certificate is loaded and checked
+ * first (its root among AMT's active hashes, its domain against AMT's DNS suffix), the admin and
+ * MEBx passwords are made durable together, then AdminSetup with the certificate chain and a
+ * signed nonce (StartConfigurationHBased and mutual TLS on firmware that enforces TLS locally;
+ * StopConfiguration on any failure), or UpgradeClientToAdmin from client control mode with a
+ * password we hold; then user consent is switched off unless o->keep_user_consent.
  */
 int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
 		  struct prov_credentials *out, struct prov_error *err);
@@ -220,6 +246,11 @@ void prov_enlist_result_wipe(struct prov_enlist_result *r);
 /* The JSON document of DESIGN.md's contract (schema "amt-enlist/1"). Caller owns it. */
 struct power_params;
 struct host_facts;
+/*
+ * MEBX_PASSWORD (admin control mode; NULL or "" for none) goes at the top level as
+ * "mebx_password", never into power_parameters.
+ */
 struct json_object *prov_document(const struct amt_state *st, const struct host_facts *h,
 				  const struct power_params *p, const char *address_source,
-				  const char *state, bool credentials_unknown);
+				  const char *state, bool credentials_unknown,
+				  const char *mebx_password);

@@ -213,7 +213,8 @@ static struct json_object *host_json(const struct host_facts *h)
 
 struct json_object *prov_document(const struct amt_state *st, const struct host_facts *h,
 				  const struct power_params *p, const char *address_source,
-				  const char *state, bool credentials_unknown)
+				  const char *state, bool credentials_unknown,
+				  const char *mebx_password)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *pp = json_object_new_object();
@@ -233,6 +234,8 @@ struct json_object *prov_document(const struct amt_state *st, const struct host_
 		add_string(pp, "power_pass", p->power_pass);
 	add_string(pp, "port", p->port);
 	json_object_object_add(o, "power_parameters", pp);
+	if (!credentials_unknown && mebx_password && mebx_password[0])
+		add_string(o, "mebx_password", mebx_password);
 	add_string(o, "address_source", address_source);
 	json_object_object_add(o, "host", host_json(h));
 	json_object_object_add(o, "amt", prov_state_to_json(st));

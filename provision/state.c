@@ -156,12 +156,16 @@ int state_save(const char *dir, const struct state_record *rec, char *why, size_
 	json_object_object_add(o, "uuid", json_object_new_string(rec->uuid));
 	json_object_object_add(o, "user", json_object_new_string(rec->user));
 	json_object_object_add(o, "password", json_object_new_string(rec->password));
+	if (rec->mebx_password[0])
+		json_object_object_add(o, "mebx_password",
+				       json_object_new_string(rec->mebx_password));
 	json_object_object_add(o, "status", json_object_new_string(rec->status));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
 	r = write_atomic(dir, path, text, why, why_cap);
 	/* json-c keeps the serialised text and the strings in its own buffers: wipe them. */
 	OPENSSL_cleanse((void *)text, strlen(text));
 	wipe_field(o, "password");
+	wipe_field(o, "mebx_password");
 	json_object_put(o);
 	return r;
 }
@@ -245,7 +249,12 @@ int state_load(const char *dir, const char *uuid, struct state_record *rec, char
 	      copy_field(o, "password", rec->password, sizeof(rec->password)) < 0 ||
 	      copy_field(o, "status", rec->status, sizeof(rec->status)) < 0 ||
 	      strcmp(rec->uuid, uuid) != 0;
+	/* optional: absent from client control mode records */
+	if (!bad && json_object_object_get_ex(o, "mebx_password", NULL))
+		bad = copy_field(o, "mebx_password", rec->mebx_password,
+				 sizeof(rec->mebx_password)) < 0;
 	wipe_field(o, "password");
+	wipe_field(o, "mebx_password");
 	json_object_put(o);
 	if (bad) {
 		state_record_wipe(rec);

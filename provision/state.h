@@ -2,8 +2,8 @@
 /*
  * The state directory (internal to provision/): one JSON file per AMT, named by its UUID, mode
  * 0600, written atomically (temp file, fsync, rename, fsync of the directory). It holds the
- * admin password from before Setup, so a rerun can find it, check it against AMT and hand it off
- * again.
+ * admin password (and, for admin control mode, the MEBx password) from before AMT is set to
+ * them, so a rerun can find them, check the admin password against AMT and hand them off again.
  */
 #pragma once
 
@@ -14,6 +14,7 @@ struct state_record {
 	char uuid[37];
 	char user[33];
 	char password[33]; /* secret */
+	char mebx_password[33]; /* secret; "" when none (client control mode), and in older files */
 	char status[16];   /* "pending" before Setup, "activated" once AMT accepted it */
 };
 

@@ -4,8 +4,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -207,6 +210,27 @@ static void test_check_accepts(void **state)
 			fail_msg("MEBx case %zu rejected", i);
 }
 
+/* The first line of a secret file, bounded by the buffer. */
+static void test_read_line(void **state)
+{
+	char path[] = "/tmp/amt-enlist-pw-XXXXXX", out[16];
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "Se-cret9\r\nsecond line\n", 22), 22);
+	close(fd);
+	assert_int_equal(password_read_line(path, out, sizeof(out)), 0);
+	assert_string_equal(out, "Se-cret9");
+	/* no line break within the bound: what fits */
+	assert_int_equal(password_read_line(path, out, 5), 0);
+	assert_string_equal(out, "Se-c");
+	unlink(path);
+	assert_int_equal(password_read_line(path, out, sizeof(out)), -ENOENT);
+	assert_int_equal(password_read_line("/", out, sizeof(out)), -EISDIR);
+	assert_string_equal(out, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_generate_bounds),
 		cmocka_unit_test(test_check_rejections),
 		cmocka_unit_test(test_check_accepts),
+		cmocka_unit_test(test_read_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,6 +90,46 @@ static void test_save_then_load_round_trips(void **state)
 	assert_int_equal(count_entries(f->dir), 1);
 }
 
+/* Admin control mode records carry the MEBx password too; older records do not. */
+static void test_mebx_password_round_trips(void **state)
+{
+	struct fixture *f = *state;
+	struct state_record in = record("pending"), out;
+	char why[256], path[256], text[1024];
+	FILE *fp;
+	size_t n;
+
+	snprintf(in.mebx_password, sizeof(in.mebx_password), "Mebx.Pass-9w");
+	assert_int_equal(state_save(f->dir, &in, why, sizeof(why)), 0);
+	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), 0);
+	assert_string_equal(out.mebx_password, "Mebx.Pass-9w");
+	assert_string_equal(out.password, in.password);
+
+	/* without one, the key is not written, and a record without it loads with "" */
+	in = record("activated");
+	assert_int_equal(state_save(f->dir, &in, why, sizeof(why)), 0);
+	snprintf(path, sizeof(path), "%s/%s.json", f->dir, UUID);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	text[n] = '\0';
+	fclose(fp);
+	assert_null(strstr(text, "mebx_password"));
+	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), 0);
+	assert_string_equal(out.mebx_password, "");
+
+	/* one that is not a string (or too long) makes the record malformed */
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("{\"uuid\": \"" UUID "\", \"user\": \"admin\", \"password\": \"Secret!9aA\", "
+	      "\"mebx_password\": 7, \"status\": \"activated\"}",
+	      fp);
+	fclose(fp);
+	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), -1);
+	assert_string_equal(out.password, "");
+	assert_string_equal(out.mebx_password, "");
+}
+
 static void test_missing_record_is_not_an_error(void **state)
 {
 	struct fixture *f = *state;
@@ -180,6 +220,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_save_then_load_round_trips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mebx_password_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_record_is_not_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_file_is_refused_without_leaking, setup,
 						teardown),

@@ -236,6 +236,31 @@ static void test_envelope_no_params(void **state)
 	built_free(&b);
 }
 
+/* WS-Transfer Put of a singleton: the instance itself in the Body, in the resource's namespace. */
+static void test_envelope_put(void **state)
+{
+	const struct wsman_param params[] = {
+		{"CanModifyOptInPolicy", "1"},
+		{"OptInRequired", "0"},
+		{"ElementName", "Intel(r) AMT OptIn Service"},
+	};
+	struct built b = {0};
+
+	(void)state;
+	build_and_reparse(wsman_envelope_put(IPS_URI_OPT_IN, "IPS_OptInService", params, 3, 5), &b);
+	assert_common_header(&b, WSMAN_ACTION_PUT, IPS_URI_OPT_IN, "5");
+	xmlXPathRegisterNs(b.xp, BAD_CAST "o", BAD_CAST IPS_URI_OPT_IN);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/*"), 1);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/o:IPS_OptInService/*"), 3);
+	assert_xpath(&b, "/s:Envelope/s:Body/o:IPS_OptInService/o:OptInRequired", "0");
+	assert_xpath(&b, "/s:Envelope/s:Body/o:IPS_OptInService/o:ElementName",
+		     "Intel(r) AMT OptIn Service");
+	built_free(&b);
+	assert_null(wsman_envelope_put(IPS_URI_OPT_IN, "IPS OptInService", params, 3, 1));
+	assert_null(wsman_envelope_put(IPS_URI_OPT_IN, "IPS_OptInService", NULL, 1, 1));
+	assert_null(wsman_envelope_put(NULL, "IPS_OptInService", params, 3, 1));
+}
+
 static void test_envelope_rejects_bad_names(void **state)
 {
 	const struct wsman_param bad_name[] = {{"Net Admin", "1"}};
@@ -1342,6 +1367,28 @@ static void test_client_rejects_bad_targets(void **state)
 	wsman_client_free(NULL);
 }
 
+/* A pin is a SHA-256 or a SHA-384; an identity is a certificate with its key. */
+static void test_client_rejects_bad_tls_settings(void **state)
+{
+	const struct wsman_tls_identity no_key = {NULL, NULL, NULL};
+	struct wsman_target t = {.route = WSMAN_VIA_LMS, .lms_host = "127.0.0.1", .port = 16993,
+				 .tls = true, .pin_len = 20};
+	struct wsman_error err = {0};
+	struct wsman_client *c = NULL;
+
+	(void)state;
+	assert_int_equal(wsman_client_new(&t, "admin", "x", &c, &err), WSMAN_E_INTERNAL);
+	assert_non_null(strstr(err.msg, "pin"));
+	assert_null(c);
+	t.pin_len = 32;
+	t.identity = &no_key;
+	assert_int_equal(wsman_client_new(&t, "admin", "x", &c, &err), WSMAN_E_INTERNAL);
+	assert_null(c);
+	t.identity = NULL;
+	assert_int_equal(wsman_client_new(&t, "admin", "x", &c, &err), 0);
+	wsman_client_free(c);
+}
+
 /*
  * ---- the APF route end to end ----
  *
@@ -1852,6 +1899,7 @@ int main(void)
 		cmocka_unit_test(test_envelope_get_instance),
 		cmocka_unit_test(test_envelope_invoke),
 		cmocka_unit_test(test_envelope_no_params),
+		cmocka_unit_test(test_envelope_put),
 		cmocka_unit_test(test_envelope_rejects_bad_names),
 		cmocka_unit_test(test_fixtures_parse),
 		cmocka_unit_test(test_general_settings_realm),
@@ -1877,6 +1925,7 @@ int main(void)
 		cmocka_unit_test(test_lms_nobody_listening),
 		cmocka_unit_test(test_lms_non_root_listener),
 		cmocka_unit_test(test_client_rejects_bad_targets),
+		cmocka_unit_test(test_client_rejects_bad_tls_settings),
 		cmocka_unit_test(test_apf_route),
 		cmocka_unit_test(test_apf_route_wrong_password),
 		cmocka_unit_test(test_apf_route_refused_channel),

@@ -15,6 +15,9 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "config.h"
 #include "wsman.h"
@@ -139,24 +142,18 @@ static bool is_ncname(const char *s)
 	return s && *s && xmlValidateNCName(xc(s), 0) == 0;
 }
 
-xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
-				const struct wsman_param *params, size_t n_params,
-				unsigned message_id)
+/* An envelope whose Body holds <h:ELEMENT xmlns:h="RESOURCE_URI"> with PARAMS as children. */
+static xmlDocPtr envelope_with_body(const char *action, const char *resource_uri,
+				    const char *element, const struct wsman_param *params,
+				    size_t n_params, unsigned message_id)
 {
 	struct envelope e = {0};
-	char action[512], input[128];
 	xmlNodePtr call;
 	xmlNsPtr h;
 
-	if (!resource_uri || !is_ncname(method) || (n_params > 0 && !params))
-		return NULL;
-	if ((size_t)snprintf(action, sizeof(action), "%s/%s", resource_uri, method) >=
-		    sizeof(action) ||
-	    (size_t)snprintf(input, sizeof(input), "%s_INPUT", method) >= sizeof(input))
-		return NULL;
 	if (!envelope_start(&e, action, resource_uri, message_id))
 		goto fail;
-	call = xmlNewChild(e.body, NULL, xc(input), NULL);
+	call = xmlNewChild(e.body, NULL, xc(element), NULL);
 	if (!call)
 		goto fail;
 	h = xmlNewNs(call, xc(resource_uri), xc("h"));
@@ -172,6 +169,31 @@ xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 fail:
 	xmlFreeDoc(e.doc);
 	return NULL;
+}
+
+xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
+				const struct wsman_param *params, size_t n_params,
+				unsigned message_id)
+{
+	char action[512], input[128];
+
+	if (!resource_uri || !is_ncname(method) || (n_params > 0 && !params))
+		return NULL;
+	if ((size_t)snprintf(action, sizeof(action), "%s/%s", resource_uri, method) >=
+		    sizeof(action) ||
+	    (size_t)snprintf(input, sizeof(input), "%s_INPUT", method) >= sizeof(input))
+		return NULL;
+	return envelope_with_body(action, resource_uri, input, params, n_params, message_id);
+}
+
+xmlDocPtr wsman_envelope_put(const char *resource_uri, const char *class_name,
+			     const struct wsman_param *params, size_t n_params,
+			     unsigned message_id)
+{
+	if (!resource_uri || !is_ncname(class_name) || (n_params > 0 && !params))
+		return NULL;
+	return envelope_with_body(WSMAN_ACTION_PUT, resource_uri, class_name, params, n_params,
+				  message_id);
 }
 
 /* A request can carry a password digest: overwrite every text before the tree is freed. */
@@ -649,6 +671,12 @@ struct wsman_client {
 	bool tls;
 	int timeout_ms;
 	char *ca_file;
+	uint8_t pin[WSMAN_PIN_MAX];
+	size_t pin_len;
+	/* mutual TLS: references of the caller's identity */
+	X509 *client_cert;
+	EVP_PKEY *client_key;
+	STACK_OF(X509) *client_chain;
 	char *user;
 	char *pass;
 	CURL *curl;
@@ -754,17 +782,72 @@ static curl_socket_t open_lms_socket(void *clientp, curlsocktype purpose,
 			return false;                                                              \
 	} while (0)
 
+/* The pin: AMT's certificate is the one StartConfigurationHBased named, chain or no chain. */
+static int verify_pin(X509_STORE_CTX *store, void *arg)
+{
+	const struct wsman_client *c = arg;
+	X509 *peer = X509_STORE_CTX_get0_cert(store);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	const EVP_MD *alg = c->pin_len == 48 ? EVP_sha384() : EVP_sha256();
+
+	if (peer && X509_digest(peer, alg, md, &n) == 1 && n == c->pin_len &&
+	    CRYPTO_memcmp(md, c->pin, n) == 0) {
+		X509_STORE_CTX_set_error(store, X509_V_OK);
+		return 1;
+	}
+	X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+	return 0;
+}
+
+/*
+ * libcurl hands each connection's SSL_CTX (OpenSSL) here before the handshake: the client
+ * certificate and key are set from memory (no key file), and the pin replaces the chain check.
+ */
+static CURLcode tls_context(CURL *curl, void *ssl_ctx, void *arg)
+{
+	struct wsman_client *c = arg;
+	SSL_CTX *ctx = ssl_ctx;
+
+	(void)curl;
+	if (c->client_cert) {
+		if (SSL_CTX_use_certificate(ctx, c->client_cert) != 1 ||
+		    SSL_CTX_use_PrivateKey(ctx, c->client_key) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1)
+			return CURLE_SSL_CERTPROBLEM;
+		for (int i = 0; c->client_chain && i < sk_X509_num(c->client_chain); i++)
+			if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(c->client_chain, i)) != 1)
+				return CURLE_SSL_CERTPROBLEM;
+	}
+	if (c->pin_len > 0) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_cert_verify_callback(ctx, verify_pin, c);
+	}
+	return CURLE_OK;
+}
+
 static bool configure_tls(struct wsman_client *c)
 {
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	/*
 	 * AMT's certificate names AMT ("AMT RCFG" or its FQDN), never 127.0.0.1, so the host name
-	 * cannot be checked; the trust comes from the CA alone. Without a CA file the TLS that AMT
-	 * enforces on its local ports is taken unverified: the bytes stay on this machine (an APF
-	 * channel over MEI, or a root-owned LMS listener on loopback).
+	 * cannot be checked; the trust comes from the pin or the CA alone. Without either, the TLS
+	 * that AMT enforces on its local ports is taken unverified: the bytes stay on this machine
+	 * (an APF channel over MEI, or a root-owned LMS listener on loopback).
 	 */
 	SET(CURLOPT_SSL_VERIFYHOST, 0L);
-	if (c->ca_file) {
+	if (c->client_cert || c->pin_len > 0) {
+		/* needs libcurl on OpenSSL: setopt fails (CURLE_NOT_BUILT_IN) otherwise */
+		SET(CURLOPT_SSL_CTX_FUNCTION, tls_context);
+		SET(CURLOPT_SSL_CTX_DATA, c);
+		/* a resumed session would skip the pin */
+		SET(CURLOPT_SSL_SESSIONID_CACHE, 0L);
+	}
+	if (c->pin_len > 0) {
+		SET(CURLOPT_SSL_VERIFYPEER, 1L);
+		SET(CURLOPT_CAINFO, (char *)NULL);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	} else if (c->ca_file) {
 		SET(CURLOPT_SSL_VERIFYPEER, 1L);
 		SET(CURLOPT_CAINFO, c->ca_file);
 		SET(CURLOPT_CAPATH, (char *)NULL); /* the system's CAs do not vouch for AMT */
@@ -894,6 +977,20 @@ static void bridge_close(struct wsman_client *c)
 	c->bridge_dir[0] = '\0';
 }
 
+/* References of the caller's certificate, key and chain, dropped by wsman_client_free. */
+static bool take_identity(struct wsman_client *c, const struct wsman_tls_identity *id)
+{
+	if (!id->cert || !id->key || X509_up_ref(id->cert) != 1)
+		return false;
+	c->client_cert = id->cert;
+	if (EVP_PKEY_up_ref(id->key) != 1)
+		return false;
+	c->client_key = id->key;
+	if (id->chain && !(c->client_chain = X509_chain_up_ref(id->chain)))
+		return false;
+	return true;
+}
+
 int wsman_client_new(const struct wsman_target *t, const char *user, const char *pass,
 		     struct wsman_client **out, struct wsman_error *err)
 {
@@ -929,6 +1026,20 @@ int wsman_client_new(const struct wsman_target *t, const char *user, const char 
 		wsman_client_free(c);
 		return fail(err, WSMAN_E_INTERNAL, "out of memory");
 	}
+	if (t->pin_len > 0) {
+		if (t->pin_len != 32 && t->pin_len != 48) {
+			wsman_client_free(c);
+			return fail(err, WSMAN_E_INTERNAL,
+				    "a certificate pin is a SHA-256 or a SHA-384, not %zu bytes",
+				    t->pin_len);
+		}
+		memcpy(c->pin, t->pin, t->pin_len);
+		c->pin_len = t->pin_len;
+	}
+	if (t->identity && !take_identity(c, t->identity)) {
+		wsman_client_free(c);
+		return fail(err, WSMAN_E_INTERNAL, "wsman_client_new: incomplete client identity");
+	}
 	if (c->route == WSMAN_VIA_APF && bridge_open(c, t->socket_dir, err) != 0) {
 		wsman_client_free(c);
 		return err->code;
@@ -954,6 +1065,9 @@ void wsman_client_free(struct wsman_client *c)
 	wipe_string(c->pass);
 	free(c->user);
 	free(c->ca_file);
+	X509_free(c->client_cert);
+	EVP_PKEY_free(c->client_key);
+	sk_X509_pop_free(c->client_chain, X509_free);
 	free(c->reply.data);
 	OPENSSL_cleanse(c, sizeof(*c));
 	free(c);
@@ -1115,6 +1229,24 @@ int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply
 	      struct wsman_error *err)
 {
 	return wsman_get_instance(c, resource_uri, NULL, reply, err);
+}
+
+int wsman_put(struct wsman_client *c, const char *resource_uri, const char *class_name,
+	      const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
+	      struct wsman_error *err)
+{
+	struct wsman_error dummy;
+
+	if (!err)
+		err = &dummy;
+	memset(err, 0, sizeof(*err));
+	if (!c || !reply)
+		return fail(err, WSMAN_E_INTERNAL, "wsman_put: no client or no output");
+	*reply = NULL;
+	return request(c,
+		       wsman_envelope_put(resource_uri, class_name, params, n_params,
+					  c->next_message_id++),
+		       reply, err);
 }
 
 int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <libxml/tree.h>
+#include <openssl/x509.h>
 
 #include "mei.h"
 
@@ -19,6 +20,7 @@
 #define WSMAN_NS_ADDR   "http://schemas.xmlsoap.org/ws/2004/08/addressing"
 #define WSMAN_NS_WSMAN  "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
 #define WSMAN_ACTION_GET "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
+#define WSMAN_ACTION_PUT "http://schemas.xmlsoap.org/ws/2004/09/transfer/Put"
 
 #define AMT_URI_GENERAL_SETTINGS  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings"
 #define AMT_URI_SETUP_AND_CONFIG  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_SetupAndConfigurationService"
@@ -46,6 +48,18 @@ struct wsman_error {
 	char msg[256];  /* one line, never a credential */
 };
 
+/*
+ * Mutual TLS: the certificate (chain) and key the client presents, for AMT's admin control mode
+ * activation over TLS (the provisioning certificate). Borrowed: the client takes references.
+ */
+struct wsman_tls_identity {
+	X509 *cert;            /* the client (leaf) certificate */
+	EVP_PKEY *key;         /* its private key */
+	STACK_OF(X509) *chain; /* sent after it, its issuer first; NULL for none */
+};
+
+#define WSMAN_PIN_MAX 48 /* a SHA-384 */
+
 enum wsman_route {
 	WSMAN_VIA_APF, /* an APF channel over the LME client (no LMS needed) */
 	WSMAN_VIA_LMS, /* LMS's listener on 127.0.0.1, only when it belongs to root */
@@ -63,6 +77,14 @@ struct wsman_target {
 	 * for the TLS that AMT enforces on its local ports, whose bytes stay on this machine.
 	 */
 	const char *ca_file;
+	/*
+	 * TLS: AMT's certificate must be the one whose SHA-256 (32 bytes) or SHA-384 (48 bytes)
+	 * this is, as StartConfigurationHBased names it; nothing else of it is checked. Overrides
+	 * ca_file. pin_len 0: no pin.
+	 */
+	uint8_t pin[WSMAN_PIN_MAX];
+	size_t pin_len;
+	const struct wsman_tls_identity *identity; /* TLS: present this client certificate */
 	int timeout_ms;          /* per request; <= 0: 60 s */
 	/*
 	 * WSMAN_VIA_APF: where the client makes its private directory for the bridge's socket
@@ -103,6 +125,10 @@ xmlDocPtr wsman_envelope_get_instance(const char *resource_uri,
 xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 				const struct wsman_param *params, size_t n_params,
 				unsigned message_id);
+/* A Transfer Put of the singleton instance: <h:CLASS> with PARAMS as its properties. */
+xmlDocPtr wsman_envelope_put(const char *resource_uri, const char *class_name,
+			     const struct wsman_param *params, size_t n_params,
+			     unsigned message_id);
 
 /*
  * Parse a reply (pure, for tests): a SOAP fault becomes WSMAN_E_FAULT with its Reason text (and
@@ -127,6 +153,9 @@ int wsman_get_instance(struct wsman_client *c, const char *resource_uri,
 int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,
 		 const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 		 struct wsman_error *err);
+int wsman_put(struct wsman_client *c, const char *resource_uri, const char *class_name,
+	      const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
+	      struct wsman_error *err);
 
 /*
  * LMS safety: true only when the socket listening on 127.0.0.1:PORT belongs to uid 0 (read from

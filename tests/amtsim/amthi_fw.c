@@ -217,6 +217,39 @@ static uint32_t answer_unprovision(struct amtsim *m, struct request *req, struct
 	return AMTHI_STATUS_SUCCESS;
 }
 
+/*
+ * StartConfigurationHBased (AMT 19+ with TLS on local ports): pre-provisioning only; AMT goes
+ * "in" and waits for mutual TLS with the certificate whose hash it was given. The reply is the
+ * algorithm and hash (Hash[64]) of AMT's own TLS certificate (PROTOCOL.md section 3).
+ */
+static uint32_t answer_start_hbased(struct amtsim *m, struct request *req, struct wbuf *w)
+{
+	const uint8_t *payload;
+	size_t len = req->payload.left;
+	uint8_t alg = 0, hash[64] = {0};
+	uint32_t status;
+
+	if (cur_ref(&req->payload, &payload, len) < 0)
+		return AMTHI_STATUS_INVALID_MESSAGE_LENGTH;
+	status = sim_acm_start_hbased(m, payload, len, &alg, hash);
+	if (status == AMTHI_STATUS_SUCCESS) {
+		put_u8(w, alg);
+		put_bytes(w, hash, sizeof(hash));
+	}
+	return status;
+}
+
+/* StopConfiguration: AMT in provisioning ("in", not after Unprovision) goes back to "pre". */
+static uint32_t answer_stop_configuration(struct amtsim *m, struct request *req, struct wbuf *w)
+{
+	(void)req;
+	(void)w;
+	if (m->p.provisioning_state != AMTHI_PROVISIONING_IN || m->settling)
+		return AMTHI_STATUS_INVALID_AMT_MODE;
+	sim_machine_stop_configuration(m);
+	return AMTHI_STATUS_SUCCESS;
+}
+
 struct command {
 	uint32_t code;
 	const char *name;
@@ -242,8 +275,9 @@ static const struct command commands[] = {
     {AMTHI_CMD_UNPROVISION, "Unprovision", 4, answer_unprovision},
     {AMTHI_CMD_START_CONFIGURATION, "StartConfiguration", 0, NULL},
     {AMTHI_CMD_GET_FQDN, "GetFQDN", 0, NULL},
-    {AMTHI_CMD_STOP_CONFIGURATION, "StopConfiguration", 0, NULL},
-    {AMTHI_CMD_START_CONFIGURATION_HBASED, "StartConfigurationHBased", 390, NULL},
+    {AMTHI_CMD_STOP_CONFIGURATION, "StopConfiguration", 0, answer_stop_configuration},
+    {AMTHI_CMD_START_CONFIGURATION_HBASED, "StartConfigurationHBased", AMTHI_HBASED_REQUEST_LEN,
+     answer_start_hbased},
 };
 
 static const struct command *find_command(uint32_t code)

@@ -68,6 +68,12 @@ void amtsim_free(struct amtsim *m);
  *   commit-restart=after|before|none   CommitChanges restarts AMT's network stack: the LME
  *                              sessions are reset after the reply went out, before it is sent,
  *                              or not at all (profile's amt.commit_restart)
+ *   dns-suffix=SUFFIX          the PKI DNS suffix set in MEBx (GetDnsSuffix answers it)
+ *   dhcp-domain=DOMAIN         the domain DHCP gave AMT (profile's amt.dhcp_domain)
+ *   stale-nonce                the ConfigurationNonce changes once between the host's Get and
+ *                              its AdminSetup/UpgradeClientToAdmin (another tool asked for one)
+ *   method-return=METHOD:N     METHOD ("SetMEBxPassword", "CommitChanges", ...) answers
+ *                              ReturnValue N and changes nothing
  */
 int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen);
 
@@ -77,6 +83,13 @@ int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen);
  */
 int amtsim_set_tls(struct amtsim *m, const char *cert_file, const char *key_file, char *err,
 		   size_t errlen);
+
+/*
+ * Trust the provisioning root CA in PEM_FILE: its SHA-256 becomes an active certificate hash
+ * ("amtsim trusted CA"), and the TLS server asks client certificates (mutual TLS during
+ * host-based configuration). 0, or -1 with ERR set.
+ */
+int amtsim_trust_ca(struct amtsim *m, const char *pem_file, char *err, size_t errlen);
 
 /* True when the machine enforces TLS on local ports (WS-Man on 16993 only). */
 bool amtsim_tls_enforced(struct amtsim *m);
@@ -109,6 +122,9 @@ struct amtsim_machine {
 	bool admin_set;
 	char admin_ha1[33]; /* lower-case hex MD5("admin:REALM:PASSWORD"), "" when not set */
 	char digest_realm[128];
+	char mebx_sha256[65];     /* SHA-256 of the MEBx password in hex, "" when not set */
+	uint32_t opt_in_required; /* user consent: 0 none, 0xFFFFFFFF all */
+	bool configuring;         /* StartConfigurationHBased, not yet committed or stopped */
 };
 void amtsim_get_machine(struct amtsim *m, struct amtsim_machine *out);
 

@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The machine's provisioning state as firmware keeps it: control mode, provisioning state, the
- * admin password (as the HA1 that Setup hands over) and whether AMT is operational. AMTHI and
- * WS-Man change and read the same state under m->lock, so a Setup is visible to the next
- * GetControlMode at once.
+ * admin password (as the HA1 that Setup hands over), the MEBx password (its SHA-256), user
+ * consent, and whether AMT is operational. AMTHI and WS-Man change and read the same state under
+ * m->lock, so a Setup is visible to the next GetControlMode at once.
  *
  * With --state FILE the state outlives the emulator process (an agent rerun under "amtsim
  * --run" is a new process each time). The file is JSON, written atomically after every change:
  *   {"control_mode": "none|ccm|acm", "provisioning_state": "pre|in|post",
  *    "admin_ha1": "32 hex digits" or null, "operational": true,
- *    "settles_at": wall-clock milliseconds when "in" becomes "pre" (after Unprovision), or 0}
+ *    "settles_at": wall-clock milliseconds when "in" becomes "pre" (after Unprovision), or 0,
+ *    "mebx_sha256": "64 hex digits" or null, "opt_in_required": 4294967295 (user consent)}
+ * (the last two optional when read). A host-based configuration under way is not kept: the
+ * next process finds AMT "in" provisioning, as firmware that lost the TLS session would be.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -115,18 +119,89 @@ void sim_machine_setup(struct amtsim *m, const char *ha1)
 	sim_machine_save(m);
 }
 
-void sim_machine_commit(struct amtsim *m)
+#define RV_DATA_MISSING 2057u /* PT_STATUS_DATA_MISSING (0x809) */
+
+unsigned sim_machine_commit(struct amtsim *m)
 {
-	if (m->p.provisioning_state == AMTHI_PROVISIONING_IN &&
-	    m->p.control_mode != AMTHI_CONTROL_NONE) {
+	if (m->hbased) {
+		if (!m->admin_ha1[0] || !m->mebx_sha256[0])
+			return RV_DATA_MISSING;
+		m->hbased = false;
+		m->p.control_mode = AMTHI_CONTROL_ACM;
+		m->p.provisioning_state = AMTHI_PROVISIONING_POST;
+		sim_machine_save(m);
+	} else if (m->p.provisioning_state == AMTHI_PROVISIONING_IN &&
+		   m->p.control_mode != AMTHI_CONTROL_NONE) {
 		m->p.provisioning_state = AMTHI_PROVISIONING_POST;
 		sim_machine_save(m);
 	}
+	return 0;
+}
+
+void sim_machine_admin_setup(struct amtsim *m, const char *ha1)
+{
+	snprintf(m->admin_ha1, sizeof(m->admin_ha1), "%s", ha1);
+	m->p.control_mode = AMTHI_CONTROL_ACM;
+	m->p.provisioning_state = AMTHI_PROVISIONING_POST;
+	m->settling = false;
+	sim_machine_save(m);
+}
+
+void sim_machine_upgrade(struct amtsim *m)
+{
+	m->p.control_mode = AMTHI_CONTROL_ACM;
+	sim_machine_save(m);
+}
+
+void sim_machine_start_hbased(struct amtsim *m)
+{
+	m->hbased = true;
+	m->p.provisioning_state = AMTHI_PROVISIONING_IN;
+	m->settling = false;
+	sim_machine_save(m);
+}
+
+void sim_machine_stop_configuration(struct amtsim *m)
+{
+	m->hbased = false;
+	m->admin_ha1[0] = '\0';
+	m->mebx_sha256[0] = '\0';
+	m->p.control_mode = AMTHI_CONTROL_NONE;
+	m->p.provisioning_state = AMTHI_PROVISIONING_PRE;
+	m->settling = false;
+	sim_machine_save(m);
+}
+
+void sim_machine_set_admin(struct amtsim *m, const char *ha1)
+{
+	snprintf(m->admin_ha1, sizeof(m->admin_ha1), "%s", ha1);
+	sim_machine_save(m);
+}
+
+void sim_machine_set_mebx(struct amtsim *m, const char *password)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	m->mebx_sha256[0] = '\0';
+	if (EVP_Digest(password, strlen(password), md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
+		for (unsigned i = 0; i < 32; i++) {
+			m->mebx_sha256[2 * i] = hex[md[i] >> 4];
+			m->mebx_sha256[2 * i + 1] = hex[md[i] & 15];
+		}
+		m->mebx_sha256[64] = '\0';
+	}
+	OPENSSL_cleanse(md, sizeof(md));
+	sim_machine_save(m);
 }
 
 void sim_machine_unprovision(struct amtsim *m)
 {
 	m->admin_ha1[0] = '\0';
+	m->mebx_sha256[0] = '\0';
+	m->opt_in_required = SIM_OPT_IN_ALL;
+	m->hbased = false;
 	m->p.control_mode = AMTHI_CONTROL_NONE;
 	if (m->p.settle_ms == 0) {
 		m->p.provisioning_state = AMTHI_PROVISIONING_PRE;
@@ -193,6 +268,9 @@ static json_object *state_json(const struct amtsim *m)
 	                       m->admin_ha1[0] ? json_object_new_string(m->admin_ha1) : NULL);
 	json_object_object_add(o, "operational", json_object_new_boolean(m->p.operational));
 	json_object_object_add(o, "settles_at", json_object_new_int64(settles_at));
+	json_object_object_add(o, "mebx_sha256",
+	                       m->mebx_sha256[0] ? json_object_new_string(m->mebx_sha256) : NULL);
+	json_object_object_add(o, "opt_in_required", json_object_new_int64(m->opt_in_required));
 	return o;
 }
 
@@ -262,9 +340,9 @@ static int pick(const char *const *names, const char *s)
 	return -1;
 }
 
-static bool is_ha1(const char *s)
+static bool is_lower_hex(const char *s, size_t len)
 {
-	if (strlen(s) != SIM_HA1_HEX)
+	if (strlen(s) != len)
 		return false;
 	for (; *s; s++)
 		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
@@ -273,6 +351,35 @@ static bool is_ha1(const char *s)
 }
 
 /* Apply the parsed file O to the machine. 0, or -1 with ERR naming the key. */
+/* The admin control mode keys, optional. 0, or -1 with ERR naming the key. */
+static int apply_acm_state(struct amtsim *m, json_object *o, const char *path, char *err,
+                           size_t errlen)
+{
+	json_object *mebx, *opt_in;
+
+	m->mebx_sha256[0] = '\0';
+	if (json_object_object_get_ex(o, "mebx_sha256", &mebx) && mebx) {
+		if (!json_object_is_type(mebx, json_type_string) ||
+		    !is_lower_hex(json_object_get_string(mebx), 64)) {
+			snprintf(err, errlen, "%s: key 'mebx_sha256': not 64 lower-case hex digits",
+			         path);
+			return -1;
+		}
+		snprintf(m->mebx_sha256, sizeof(m->mebx_sha256), "%s",
+		         json_object_get_string(mebx));
+	}
+	if (json_object_object_get_ex(o, "opt_in_required", &opt_in)) {
+		int64_t v = json_object_get_int64(opt_in);
+
+		if (!json_object_is_type(opt_in, json_type_int) || v < 0 || v > SIM_OPT_IN_ALL) {
+			snprintf(err, errlen, "%s: key 'opt_in_required': not a u32", path);
+			return -1;
+		}
+		m->opt_in_required = (uint32_t)v;
+	}
+	return 0;
+}
+
 static int apply_state(struct amtsim *m, json_object *o, const char *path, char *err, size_t errlen)
 {
 	json_object *cm, *ps, *ha1, *op, *settle;
@@ -298,13 +405,15 @@ static int apply_state(struct amtsim *m, json_object *o, const char *path, char 
 	m->admin_ha1[0] = '\0';
 	if (json_object_object_get_ex(o, "admin_ha1", &ha1) && ha1) {
 		if (!json_object_is_type(ha1, json_type_string) ||
-		    !is_ha1(json_object_get_string(ha1))) {
+		    !is_lower_hex(json_object_get_string(ha1), SIM_HA1_HEX)) {
 			snprintf(err, errlen, "%s: key 'admin_ha1': not 32 lower-case hex digits",
 			         path);
 			return -1;
 		}
 		snprintf(m->admin_ha1, sizeof(m->admin_ha1), "%s", json_object_get_string(ha1));
 	}
+	if (apply_acm_state(m, o, path, err, errlen) < 0)
+		return -1;
 	if (json_object_object_get_ex(o, "operational", &op) &&
 	    json_object_is_type(op, json_type_boolean)) {
 		m->p.operational = json_object_get_boolean(op);
@@ -396,5 +505,8 @@ void amtsim_get_machine(struct amtsim *m, struct amtsim_machine *out)
 	out->admin_set = m->admin_ha1[0] != '\0';
 	snprintf(out->admin_ha1, sizeof(out->admin_ha1), "%s", m->admin_ha1);
 	snprintf(out->digest_realm, sizeof(out->digest_realm), "%s", m->p.digest_realm);
+	snprintf(out->mebx_sha256, sizeof(out->mebx_sha256), "%s", m->mebx_sha256);
+	out->opt_in_required = m->opt_in_required;
+	out->configuring = m->hbased;
 	pthread_mutex_unlock(&m->lock);
 }

@@ -49,8 +49,18 @@ static void usage(FILE *to)
 	    "                  settle=MS      Unprovision leaves \"in\" after MS milliseconds\n"
 	    "                  commit-restart=after|before|none  what CommitChanges does to\n"
 	    "                                 the LME sessions (network stack restart)\n"
+	    "                  dns-suffix=SUFFIX  the PKI DNS suffix set in MEBx\n"
+	    "                  dhcp-domain=DOMAIN the domain DHCP gave AMT (a provisioning\n"
+	    "                                 certificate's domain is checked against it\n"
+	    "                                 when there is no PKI DNS suffix)\n"
+	    "                  stale-nonce    the ConfigurationNonce changes once before\n"
+	    "                                 AdminSetup/UpgradeClientToAdmin checks it\n"
+	    "                  method-return=METHOD:N  METHOD answers ReturnValue N and\n"
+	    "                                 changes nothing\n"
 	    "  --tls-cert FILE AMT's TLS certificate (PEM), for machines enforcing TLS locally\n"
 	    "  --tls-key FILE  its private key (PEM)\n"
+	    "  --trust-ca PEM  trust this provisioning root CA: its SHA-256 becomes an active\n"
+	    "                  certificate hash, and TLS asks for client certificates\n"
 	    "  --state FILE    keep the machine's provisioning state in FILE across runs\n"
 	    "  --lms PORT      also serve WS-Man on 127.0.0.1:PORT, as LMS would\n"
 	    "  --stats FILE    write the counters (JSON) after every connection and at exit\n"
@@ -77,6 +87,7 @@ struct args {
 	const char *tls_cert;
 	const char *tls_key;
 	const char *state;
+	const char *trust_ca;
 	unsigned lms_port;
 	bool run;
 	unsigned fault_count;
@@ -97,6 +108,7 @@ static int parse_args(int argc, char *argv[], struct args *a)
 		OPT_TLS_KEY,
 		OPT_STATE,
 		OPT_LMS,
+		OPT_TRUST_CA,
 	};
 	static const struct option opts[] = {
 	    {"profile", required_argument, NULL, OPT_PROFILE},
@@ -106,6 +118,7 @@ static int parse_args(int argc, char *argv[], struct args *a)
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"state", required_argument, NULL, OPT_STATE},
+	    {"trust-ca", required_argument, NULL, OPT_TRUST_CA},
 	    {"lms", required_argument, NULL, OPT_LMS},
 	    {"run", no_argument, NULL, OPT_RUN},
 	    {"help", no_argument, NULL, OPT_HELP},
@@ -142,6 +155,9 @@ static int parse_args(int argc, char *argv[], struct args *a)
 			break;
 		case OPT_STATE:
 			a->state = optarg;
+			break;
+		case OPT_TRUST_CA:
+			a->trust_ca = optarg;
 			break;
 		case OPT_LMS: {
 			char *end;
@@ -186,6 +202,10 @@ static int setup_machine(struct amtsim *m, const struct args *a)
 
 	if (a->tls_cert && amtsim_set_tls(m, a->tls_cert, a->tls_key, err, sizeof(err)) < 0) {
 		fprintf(stderr, "amtsim: %s\n", err);
+		return 1;
+	}
+	if (a->trust_ca && amtsim_trust_ca(m, a->trust_ca, err, sizeof(err)) < 0) {
+		fprintf(stderr, "amtsim: --trust-ca %s\n", err);
 		return 1;
 	}
 	if (a->state && amtsim_set_state_file(m, a->state, err, sizeof(err)) < 0) {

@@ -40,6 +40,8 @@
  *                        otherwise): what CommitChanges does to AMT's network stack
  *     [tls_cert], [tls_key]  PEM files of AMT's TLS certificate and key (relative paths are
  *                        taken from the profile's directory); amtsim --tls-cert/--tls-key win
+ *     [dhcp_domain]      the domain DHCP (option 15) gave AMT: with no PKI DNS suffix
+ *                        (dns_suffix), what a provisioning certificate's domain must fall under
  *   [faults]             fault words as amtsim_fault takes them, e.g. ["ready-after=2000"]
  */
 #include <errno.h>
@@ -739,7 +741,9 @@ static int load_provisioning(struct ctx *x, const struct path *at, json_object *
 		0 ||
 	    get_choice(x, at, amt, "commit_restart", false, restarts, &pr->commit_restart) < 0 ||
 	    get_file(x, at, amt, "tls_cert", pr->tls_cert, sizeof(pr->tls_cert)) < 0 ||
-	    get_file(x, at, amt, "tls_key", pr->tls_key, sizeof(pr->tls_key)) < 0)
+	    get_file(x, at, amt, "tls_key", pr->tls_key, sizeof(pr->tls_key)) < 0 ||
+	    get_string(x, at, amt, "dhcp_domain", false, pr->dhcp_domain,
+		       sizeof(pr->dhcp_domain)) < 0)
 		return -1;
 	if (!pr->tls_cert[0] != !pr->tls_key[0]) {
 		struct path pm = path_join(at, pr->tls_cert[0] ? "tls_key" : "tls_cert");
@@ -786,6 +790,7 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 					   "commit_restart",
 					   "tls_cert",
 					   "tls_key",
+					   "dhcp_domain",
 					   NULL};
 	static const char *const states[] = {"pre", "in", "post", NULL};
 	static const char *const modes[] = {"none", "ccm", "acm", NULL};

@@ -89,6 +89,10 @@ enum fault_setting {
 	SET_WSMAN_LATENCY,
 	SET_SETTLE,
 	SET_COMMIT_RESTART,
+	SET_DNS_SUFFIX,
+	SET_DHCP_DOMAIN,
+	SET_STALE_NONCE,
+	SET_METHOD_RETURN,
 };
 
 struct fault_word {
@@ -122,6 +126,10 @@ static const struct fault_word fault_words[] = {
     {"wsman-latency", VAL_COUNT, SET_WSMAN_LATENCY, 60000u, NULL},
     {"settle", VAL_COUNT, SET_SETTLE, 600000u, NULL},
     {"commit-restart", VAL_TEXT, SET_COMMIT_RESTART, 0, "after|before|none"},
+    {"dns-suffix", VAL_TEXT, SET_DNS_SUFFIX, 0, "SUFFIX"},
+    {"dhcp-domain", VAL_TEXT, SET_DHCP_DOMAIN, 0, "DOMAIN"},
+    {"stale-nonce", VAL_FLAG, SET_STALE_NONCE, 0, NULL},
+    {"method-return", VAL_TEXT, SET_METHOD_RETURN, 0, "METHOD:N"},
 };
 
 #define FAULT_WORDS_HELP                                                                           \
@@ -129,7 +137,8 @@ static const struct fault_word fault_words[] = {
 	"oversize@N, huge@N, wrong-echo@N, channel-refused[=REASON], session-ends-after-close, "   \
 	"lme-disconnect@N, reset-before-setup, reset-during-setup, setup-return=N, "               \
 	"soap-fault=METHOD, wrong-realm, wsman-latency=MS, settle=MS, "                            \
-	"commit-restart=after|before|none"
+	"commit-restart=after|before|none, dns-suffix=SUFFIX, dhcp-domain=DOMAIN, stale-nonce, "   \
+	"method-return=METHOD:N"
 
 static int parse_number(const char *s, unsigned max, unsigned *out)
 {
@@ -159,6 +168,37 @@ static bool is_method_name(const char *s)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
 		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.'))
 			return false;
+	return true;
+}
+
+/* A DNS name: letters, digits, '-' and '.', 1 to 255 characters. */
+static bool is_domain(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > SIM_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* "METHOD:N": the method into METHOD, N into *RV. */
+static bool method_return_value(const char *s, char *method, unsigned *rv)
+{
+	const char *colon = strchr(s, ':');
+	char name[SIM_METHOD_MAX + 1];
+
+	if (!colon || (size_t)(colon - s) > SIM_METHOD_MAX)
+		return false;
+	memcpy(name, s, (size_t)(colon - s));
+	name[colon - s] = '\0';
+	if (!is_method_name(name) || parse_number(colon + 1, 1000000u, rv) < 0)
+		return false;
+	if (method)
+		memcpy(method, name, strlen(name) + 1);
 	return true;
 }
 
@@ -270,6 +310,21 @@ static void apply_setting(struct amtsim *m, int kind, unsigned n, const char *te
 	case SET_COMMIT_RESTART:
 		m->p.commit_restart = (uint32_t)commit_restart_value(text);
 		break;
+	case SET_DNS_SUFFIX:
+		snprintf(m->p.dns_suffix, sizeof(m->p.dns_suffix), "%s", text);
+		break;
+	case SET_DHCP_DOMAIN:
+		snprintf(m->p.dhcp_domain, sizeof(m->p.dhcp_domain), "%s", text);
+		break;
+	case SET_STALE_NONCE:
+		m->stale_nonce = true;
+		break;
+	case SET_METHOD_RETURN: {
+		unsigned i = m->method_return_count++;
+
+		method_return_value(text, m->method_returns[i].method, &m->method_returns[i].rv);
+		break;
+	}
 	default:
 		break;
 	}
@@ -294,7 +349,10 @@ int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen)
 	}
 	if (fw->value == VAL_TEXT) {
 		if ((fw->kind == SET_SOAP_FAULT && !is_method_name(value)) ||
-		    (fw->kind == SET_COMMIT_RESTART && commit_restart_value(value) < 0)) {
+		    (fw->kind == SET_COMMIT_RESTART && commit_restart_value(value) < 0) ||
+		    ((fw->kind == SET_DNS_SUFFIX || fw->kind == SET_DHCP_DOMAIN) &&
+		     !is_domain(value)) ||
+		    (fw->kind == SET_METHOD_RETURN && !method_return_value(value, NULL, &n))) {
 			snprintf(err, errlen, "fault '%s': write it as %s", spec, form);
 			return -1;
 		}
@@ -315,10 +373,12 @@ int amtsim_fault(struct amtsim *m, const char *spec, char *err, size_t errlen)
 			return -1;
 		}
 		m->faults[m->fault_count++] = (struct sim_fault){.kind = fw->kind, .at = n};
-	} else if (fw->kind == SET_SOAP_FAULT && m->soap_fault_count == SIM_MAX_SOAP_FAULTS) {
+	} else if ((fw->kind == SET_SOAP_FAULT && m->soap_fault_count == SIM_MAX_SOAP_FAULTS) ||
+		   (fw->kind == SET_METHOD_RETURN &&
+		    m->method_return_count == SIM_MAX_SOAP_FAULTS)) {
 		pthread_mutex_unlock(&m->lock);
-		snprintf(err, errlen, "fault '%s': more than %u soap-fault words", spec,
-			 SIM_MAX_SOAP_FAULTS);
+		snprintf(err, errlen, "fault '%s': more than %u %s words", spec,
+			 SIM_MAX_SOAP_FAULTS, fw->word);
 		return -1;
 	} else {
 		apply_setting(m, fw->kind, n, value);
@@ -366,11 +426,12 @@ struct amtsim *amtsim_new(const char *profile_path, char *err, size_t errlen)
 	pthread_mutex_init(&m->lock, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &m->t0);
 	m->operational_since = m->t0;
-	if (sim_wsman_init(m) < 0) {
+	if (sim_wsman_init(m) < 0 || sim_acm_init(m) < 0) {
 		snprintf(err, errlen, "cannot set up the WS-Man server (random source?)");
 		amtsim_free(m);
 		return NULL;
 	}
+	m->opt_in_required = SIM_OPT_IN_ALL;
 	if (m->p.tls_cert[0] && m->p.tls_key[0] &&
 	    amtsim_set_tls(m, m->p.tls_cert, m->p.tls_key, err, errlen) < 0) {
 		amtsim_free(m);
@@ -400,10 +461,12 @@ void amtsim_free(struct amtsim *m)
 	if (!m)
 		return;
 	sim_wsman_stop(m);
+	sim_acm_free(m);
 	pthread_mutex_destroy(&m->lock);
 	free(m->state_path);
 	free(m->tls_cert_pem);
 	free(m->tls_key_pem);
+	free(m->trust_ca_pem);
 	free(m);
 }
 

@@ -21,6 +21,7 @@
 
 struct apf_fw;
 struct sim_wsman;
+struct sim_acm;
 
 #define SIM_MAX_VERSIONS   50u /* rpc-go's table holds 50 */
 #define SIM_MAX_HASHES     33u
@@ -137,6 +138,7 @@ struct sim_profile {
 	uint32_t commit_restart;         /* enum sim_commit_restart */
 	char tls_cert[4096];             /* PEM files (paths), "" when not in the profile */
 	char tls_key[4096];
+	char dhcp_domain[SIM_NAME_MAX + 1]; /* DHCP option 15, "" when none */
 
 	unsigned fault_count;
 	char faults[SIM_MAX_FAULTS][SIM_FAULT_SPEC_MAX];
@@ -221,6 +223,15 @@ struct amtsim {
 	/* TLS material for the WS-Man server on TLS-enforcing machines (PEM text) */
 	char *tls_cert_pem;
 	char *tls_key_pem;
+	/* --trust-ca: the provisioning root(s) the TLS server asks client certificates against */
+	char *trust_ca_pem;
+
+	/* admin control mode (acm_fw.c); the chain and nonces live in acm */
+	struct sim_acm *acm;
+	bool hbased;                  /* StartConfigurationHBased: provisioning by mutual TLS */
+	char mebx_sha256[65];         /* SHA-256 of the MEBx password in hex, "" when unset */
+	uint32_t opt_in_required;     /* IPS_OptInService.OptInRequired */
+	bool stale_nonce;             /* fault: the nonce changes once before it is checked */
 
 	/* the WS-Man server (wsman_fw.c); its own lock */
 	struct sim_wsman *wsman;
@@ -243,6 +254,11 @@ struct amtsim {
 	uint32_t setup_return;
 	unsigned soap_fault_count;
 	char soap_faults[SIM_MAX_SOAP_FAULTS][SIM_METHOD_MAX + 1];
+	unsigned method_return_count; /* method-return=METHOD:N */
+	struct {
+		char method[SIM_METHOD_MAX + 1];
+		unsigned rv;
+	} method_returns[SIM_MAX_SOAP_FAULTS];
 	unsigned wsman_latency_ms;
 
 	/* counters */
@@ -284,9 +300,24 @@ void sim_sleep_ms(unsigned ms);
 void sim_machine_refresh(struct amtsim *m);
 /* Host-based setup to client control mode with the admin password's HA1 (lower-case hex). */
 void sim_machine_setup(struct amtsim *m, const char *ha1);
-/* CommitChanges: "in" becomes "post". */
-void sim_machine_commit(struct amtsim *m);
-/* Unprovision from client control mode: none, "in" for the settle time, then "pre". */
+/* AdminSetup: admin control mode, "post", with the admin password's HA1. */
+void sim_machine_admin_setup(struct amtsim *m, const char *ha1);
+/* UpgradeClientToAdmin: client control mode becomes admin control mode. */
+void sim_machine_upgrade(struct amtsim *m);
+/* StartConfigurationHBased: "in", provisioning by mutual TLS. */
+void sim_machine_start_hbased(struct amtsim *m);
+/* StopConfiguration: "in" (not yet committed) back to "pre"; everything set since, forgotten. */
+void sim_machine_stop_configuration(struct amtsim *m);
+/* The admin password (SetAdminAclEntryEx), the MEBx password (SetMEBxPassword). */
+void sim_machine_set_admin(struct amtsim *m, const char *ha1);
+void sim_machine_set_mebx(struct amtsim *m, const char *password);
+/*
+ * CommitChanges: "in" becomes "post" (and, in host-based configuration with TLS, admin control
+ * mode). Returns the ReturnValue: 2057 (DATA_MISSING) when that configuration lacks the admin or
+ * the MEBx password.
+ */
+unsigned sim_machine_commit(struct amtsim *m);
+/* Unprovision (client or admin control mode): none, "in" for the settle time, then "pre". */
 void sim_machine_unprovision(struct amtsim *m);
 /* AMT enabled or disabled (SetAmtOperationalState). */
 void sim_machine_set_operational(struct amtsim *m, bool on);
@@ -302,6 +333,41 @@ int sim_machine_load(struct amtsim *m, const char *path, char *err, size_t errle
 void sim_digest_ha1(const char *user, const char *realm, const char *password, char out[33]);
 /* A fresh ConfigurationNonce (20 random bytes, base64) into OUT (at least 29 bytes). */
 void sim_config_nonce(char *out, size_t cap);
+
+/* ---- acm_fw.c: admin control mode (OpenSSL); m->lock held unless said ---- */
+
+#define SIM_OPT_IN_ALL     0xFFFFFFFFu
+#define SIM_RV_CERT_VERIFY 4u /* AddNextCertInChain: CertVerifyFailed */
+#define SIM_RV_AUTH_FAILED 5u /* AdminSetup, UpgradeClientToAdmin: AuthFailed */
+
+int sim_acm_init(struct amtsim *m);
+void sim_acm_free(struct amtsim *m);
+/* AddNextCertInChain: its ReturnValue. The chain is checked when its root arrives. */
+unsigned sim_acm_add_cert(struct amtsim *m, const char *b64, bool leaf, bool root);
+/*
+ * AdminSetup and UpgradeClientToAdmin: the chain complete, McNonce (20 bytes, never seen
+ * before), SigningAlgorithm 2, and an RSA PKCS#1 v1.5 SHA-256 signature by the leaf's key over
+ * the current ConfigurationNonce and McNonce. Its ReturnValue.
+ */
+unsigned sim_acm_check_signature(struct amtsim *m, const char *mc_nonce, const char *algorithm,
+				 const char *signature);
+/* A fresh ConfigurationNonce: every Get gives one, and a used one is gone. */
+void sim_acm_new_nonce(struct amtsim *m);
+/*
+ * StartConfigurationHBased: the request's payload (390 bytes). An AMTHI status; on SUCCESS the
+ * algorithm and hash (64 bytes, zero-padded) of AMT's TLS certificate.
+ */
+uint32_t sim_acm_start_hbased(struct amtsim *m, const uint8_t *payload, size_t len,
+			      uint8_t *alg, uint8_t hash[64]);
+/*
+ * The client certificates (DER, leaf first) of a TLS connection during host-based configuration:
+ * the leaf StartConfigurationHBased named, chaining to an active hash, fit for provisioning,
+ * under the DNS suffix. m->lock NOT held.
+ */
+bool sim_acm_client_ok(struct amtsim *m, const uint8_t *const *der, const size_t *len,
+		       unsigned n);
+/* AMT's MEBx password rules: 8-32 of ASCII 32-126 but : , " with digit, upper, lower, symbol. */
+bool sim_mebx_password_ok(const char *pw);
 
 /* Add the counters of the APF sessions still running to OUT. m->lock held. */
 void sim_live_apf_stats(struct amtsim *m, struct amtsim_stats *out);

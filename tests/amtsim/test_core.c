@@ -498,7 +498,11 @@ static void test_request_checks(void **state)
 		      AMTHI_STATUS_NOT_PERMITTED);
 	/* an unknown command, and a known one not served yet */
 	expect_status(c, 0x04000099, NULL, 0, AMTHI_STATUS_NOT_PERMITTED);
-	expect_status(c, AMTHI_CMD_STOP_CONFIGURATION, NULL, 0, AMTHI_STATUS_NOT_PERMITTED);
+	expect_status(c, AMTHI_CMD_START_CONFIGURATION, NULL, 0, AMTHI_STATUS_NOT_PERMITTED);
+	/* StopConfiguration with nothing to stop; StartConfigurationHBased of a wrong length */
+	expect_status(c, AMTHI_CMD_STOP_CONFIGURATION, NULL, 0, AMTHI_STATUS_INVALID_AMT_MODE);
+	expect_status(c, AMTHI_CMD_START_CONFIGURATION_HBASED, NULL, 0,
+		      AMTHI_STATUS_INVALID_MESSAGE_LENGTH);
 
 	/* shorter than a header: the status still comes back in a whole header */
 	(void)request(AMTHI_CMD_GET_UUID, NULL, 0, req);

@@ -9,13 +9,20 @@
  *   - "admin" with the HA1 that Setup stored (or the profile's admin_password).
  * The SOAP request is parsed with libxml2 (namespaces honoured) and answered in the shapes AMT
  * sends (tests/fixtures/wsman/): Transfer Get of AMT_GeneralSettings,
- * IPS_HostBasedSetupService and AMT_SetupAndConfigurationService; IPS_HostBasedSetupService.
- * Setup; AMT_SetupAndConfigurationService.CommitChanges and Unprovision. Anything else is a
- * SOAP fault with HTTP 400. State changes go through machine.c under m->lock, so AMTHI sees
- * them at once.
+ * IPS_HostBasedSetupService, AMT_SetupAndConfigurationService and IPS_OptInService (and Put of
+ * the last); IPS_HostBasedSetupService.Setup, AdminSetup, AddNextCertInChain and
+ * UpgradeClientToAdmin; AMT_AuthorizationService.SetAdminAclEntryEx;
+ * AMT_SetupAndConfigurationService.SetMEBxPassword, CommitChanges and Unprovision. Anything else
+ * is a SOAP fault with HTTP 400. State changes go through machine.c and acm_fw.c under m->lock,
+ * so AMTHI sees them at once.
+ *
+ * After StartConfigurationHBased (host-based configuration with TLS) every request must come
+ * over a TLS connection whose client certificate acm_fw.c accepts (the server asks for one when
+ * --trust-ca gave it roots to name); AccessDenied otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -55,6 +62,9 @@
 #define URI_SETUP_SVC URI_AMT "AMT_SetupAndConfigurationService"
 #define URI_HBS       URI_IPS "IPS_HostBasedSetupService"
 #define URI_TLS_DATA  URI_AMT "AMT_TLSSettingData"
+#define URI_AUTH      URI_AMT "AMT_AuthorizationService"
+#define URI_OPT_IN    URI_IPS "IPS_OptInService"
+#define ACTION_PUT    NS_XFER "/Put"
 #define TLS_8023      "Intel(r) AMT 802.3 TLS Settings"
 #define TLS_LMS       "Intel(r) AMT LMS TLS Settings"
 
@@ -70,6 +80,10 @@
 #define RV_SUCCESS       0u
 #define RV_INVALID_STATE 2u
 #define RV_INVALID_PARAM 3u
+/* PT_STATUS codes that AMT_* methods answer (AMT SDK). */
+#define PT_NOT_PERMITTED     16u
+#define PT_INVALID_PARAMETER 36u
+#define PT_INVALID_PASSWORD  2054u /* 0x806 */
 
 struct sim_wsman {
 	pthread_mutex_t lock; /* the daemons and the TLS material */
@@ -257,6 +271,8 @@ static bool parse_call(const struct request *rq, struct call *c)
 	rlen = strlen(c->resource);
 	if (strcmp(c->action, ACTION_GET) == 0)
 		snprintf(c->method, sizeof(c->method), "Get");
+	else if (strcmp(c->action, ACTION_PUT) == 0)
+		snprintf(c->method, sizeof(c->method), "Put");
 	else if (rlen > 0 && strncmp(c->action, c->resource, rlen) == 0 && c->action[rlen] == '/' &&
 	         strlen(c->action + rlen + 1) < sizeof(c->method))
 		snprintf(c->method, sizeof(c->method), "%s", c->action + rlen + 1);
@@ -425,13 +441,15 @@ struct field {
 	char value[160];
 };
 
-static void get_reply(struct reply *r, struct amtsim *m, const struct call *c, const char *cls,
-                      const struct field *fields, size_t n)
+/* A reply carrying one instance: the answer to a Get (ACTION GetResponse) or a Put. */
+static void instance_reply(struct reply *r, struct amtsim *m, const struct call *c,
+                           const char *action, const char *cls, const struct field *fields,
+                           size_t n)
 {
 	xmlNodePtr inst;
 
 	r->status = MHD_HTTP_OK;
-	if (!reply_start(r, m, c, reply_ns, true, c->resource, NS_XFER "/GetResponse"))
+	if (!reply_start(r, m, c, reply_ns, true, c->resource, action))
 		goto fail;
 	inst = xmlNewChild(r->body, r->g, xc(cls), NULL);
 	if (!inst)
@@ -442,6 +460,12 @@ static void get_reply(struct reply *r, struct amtsim *m, const struct call *c, c
 	return;
 fail:
 	r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void get_reply(struct reply *r, struct amtsim *m, const struct call *c, const char *cls,
+                      const struct field *fields, size_t n)
+{
+	instance_reply(r, m, c, NS_XFER "/GetResponse", cls, fields, n);
 }
 
 /* Fill the field NAME of F (N fields) with VALUE (a printf format). */
@@ -561,6 +585,7 @@ static void get_host_based_setup(struct reply *r, struct amtsim *m, const struct
 
 	pthread_mutex_lock(&m->lock);
 	sim_machine_refresh(m);
+	sim_acm_new_nonce(m); /* a fresh one on every Get */
 	SET_FIELD(f, "ConfigurationNonce", "%s", m->config_nonce);
 	SET_FIELD(f, "CurrentControlMode", "%u", (unsigned)m->p.control_mode);
 	pthread_mutex_unlock(&m->lock);
@@ -650,6 +675,7 @@ static void call_setup(struct reply *r, struct amtsim *m, const struct call *c)
 static void call_commit(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
 {
 	uint32_t restart;
+	unsigned rv;
 
 	if (who != WHO_ADMIN) {
 		fault_access(r, m, c);
@@ -657,8 +683,8 @@ static void call_commit(struct reply *r, struct amtsim *m, const struct call *c,
 	}
 	pthread_mutex_lock(&m->lock);
 	sim_machine_refresh(m);
-	sim_machine_commit(m);
-	restart = m->p.commit_restart;
+	rv = sim_machine_commit(m);
+	restart = rv == RV_SUCCESS ? m->p.commit_restart : SIM_COMMIT_KEEP;
 	if (restart == SIM_COMMIT_RESTART_BEFORE) {
 		if (c->via_channel)
 			sim_reset_conns(m, AMTSIM_CLIENT_LME);
@@ -668,10 +694,10 @@ static void call_commit(struct reply *r, struct amtsim *m, const struct call *c,
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (!r->drop)
-		method_reply(r, m, c, RV_SUCCESS);
+		method_reply(r, m, c, rv);
 }
 
-/* AMT_SetupAndConfigurationService.Unprovision: client control mode only; as admin. */
+/* AMT_SetupAndConfigurationService.Unprovision: client or admin control mode; as admin. */
 static void call_unprovision(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
 {
 	unsigned rv = RV_SUCCESS;
@@ -682,12 +708,249 @@ static void call_unprovision(struct reply *r, struct amtsim *m, const struct cal
 	}
 	pthread_mutex_lock(&m->lock);
 	sim_machine_refresh(m);
-	if (m->p.control_mode == AMTHI_CONTROL_CCM)
+	if (m->p.control_mode != AMTHI_CONTROL_NONE)
 		sim_machine_unprovision(m);
 	else
 		rv = RV_INVALID_STATE;
 	pthread_mutex_unlock(&m->lock);
 	method_reply(r, m, c, rv);
+}
+
+/* ---- admin control mode ---- */
+
+static bool is_pre(const struct amtsim *m)
+{
+	return m->p.provisioning_state == AMTHI_PROVISIONING_PRE &&
+	       m->p.control_mode == AMTHI_CONTROL_NONE;
+}
+
+/* "true" or "false" (xs:boolean also takes 1 and 0). */
+static bool param_bool(const struct call *c, const char *name, bool *out)
+{
+	char text[8];
+
+	if (!param(c, name, text, sizeof(text)))
+		return false;
+	*out = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
+	return *out || strcmp(text, "false") == 0 || strcmp(text, "0") == 0;
+}
+
+/*
+ * IPS_HostBasedSetupService.AddNextCertInChain: NextCertificate (base64 DER), IsLeafCertificate,
+ * IsRootCertificate. The local system account before provisioning (AdminSetup), or admin in
+ * client control mode (UpgradeClientToAdmin).
+ */
+static void call_add_cert(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	size_t cap = 16 * 1024;
+	char *cert = malloc(cap);
+	bool leaf, root;
+	unsigned rv = 1; /* invalid parameter */
+
+	if (cert && param(c, "NextCertificate", cert, cap) &&
+	    param_bool(c, "IsLeafCertificate", &leaf) &&
+	    param_bool(c, "IsRootCertificate", &root)) {
+		pthread_mutex_lock(&m->lock);
+		sim_machine_refresh(m);
+		if ((who == WHO_LOCAL && is_pre(m) && !m->hbased) ||
+		    (who == WHO_ADMIN && m->p.control_mode == AMTHI_CONTROL_CCM))
+			rv = sim_acm_add_cert(m, cert, leaf, root);
+		else
+			rv = 3; /* invalid state */
+		pthread_mutex_unlock(&m->lock);
+	}
+	free(cert);
+	method_reply(r, m, c, rv);
+}
+
+/*
+ * IPS_HostBasedSetupService.AdminSetup: NetAdminPassEncryptionType 2, NetworkAdminPassword (the
+ * admin's HA1), McNonce, SigningAlgorithm, DigitalSignature. Pre-provisioning, on firmware
+ * without TLS locally (StartConfigurationHBased is the way there).
+ */
+static void call_admin_setup(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	char type[16] = "", ha1[SIM_HA1_HEX + 8] = "", mc[64] = "", alg[8] = "", sig[1500] = "";
+	unsigned rv;
+
+	if (!param(c, "NetAdminPassEncryptionType", type, sizeof(type)) ||
+	    !param(c, "NetworkAdminPassword", ha1, sizeof(ha1)) ||
+	    !param(c, "McNonce", mc, sizeof(mc)) ||
+	    !param(c, "SigningAlgorithm", alg, sizeof(alg)) ||
+	    !param(c, "DigitalSignature", sig, sizeof(sig)))
+		type[0] = '\0';
+	for (char *p = ha1; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	if (!is_pre(m) || m->hbased || m->p.tls_enforced)
+		rv = RV_INVALID_STATE;
+	else if (strcmp(type, "2") != 0 || !is_hex32(ha1))
+		rv = RV_INVALID_PARAM;
+	else if ((rv = sim_acm_check_signature(m, mc, alg, sig)) == RV_SUCCESS)
+		sim_machine_admin_setup(m, ha1);
+	pthread_mutex_unlock(&m->lock);
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	method_reply(r, m, c, rv);
+}
+
+/* IPS_HostBasedSetupService.UpgradeClientToAdmin: McNonce, SigningAlgorithm, DigitalSignature. */
+static void call_upgrade(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	char mc[64] = "", alg[8] = "", sig[1500] = "";
+	unsigned rv;
+
+	if (!param(c, "McNonce", mc, sizeof(mc)) ||
+	    !param(c, "SigningAlgorithm", alg, sizeof(alg)) ||
+	    !param(c, "DigitalSignature", sig, sizeof(sig)))
+		alg[0] = '\0';
+	pthread_mutex_lock(&m->lock);
+	sim_machine_refresh(m);
+	if (who != WHO_ADMIN || m->p.control_mode != AMTHI_CONTROL_CCM ||
+	    m->p.provisioning_state != AMTHI_PROVISIONING_POST)
+		rv = RV_INVALID_STATE;
+	else if ((rv = sim_acm_check_signature(m, mc, alg, sig)) == RV_SUCCESS)
+		sim_machine_upgrade(m);
+	pthread_mutex_unlock(&m->lock);
+	method_reply(r, m, c, rv);
+}
+
+/*
+ * AMT_AuthorizationService.SetAdminAclEntryEx: Username, DigestPassword (base64 of the binary
+ * MD5 of "USER:REALM:PASSWORD"). During host-based configuration, or as admin once provisioned.
+ */
+static void call_set_admin(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	static const char hex[] = "0123456789abcdef";
+	char user[40] = "", digest[64] = "", ha1[SIM_HA1_HEX + 1];
+	unsigned char bin[48];
+	int n = -1;
+	unsigned rv = PT_INVALID_PARAMETER;
+
+	if (param(c, "Username", user, sizeof(user)) &&
+	    param(c, "DigestPassword", digest, sizeof(digest)) && strlen(digest) == 24 && digest[22] == '=' && digest[23] == '=')
+		n = EVP_DecodeBlock(bin, (const unsigned char *)digest, 24);
+	if (n == 18 && strcmp(user, ADMIN_USER) == 0) {
+		for (size_t i = 0; i < 16; i++) {
+			ha1[2 * i] = hex[bin[i] >> 4];
+			ha1[2 * i + 1] = hex[bin[i] & 15];
+		}
+		ha1[SIM_HA1_HEX] = '\0';
+		pthread_mutex_lock(&m->lock);
+		sim_machine_refresh(m);
+		if (m->hbased || (who == WHO_ADMIN &&
+		                  m->p.provisioning_state == AMTHI_PROVISIONING_POST)) {
+			sim_machine_set_admin(m, ha1);
+			rv = RV_SUCCESS;
+		} else {
+			rv = PT_NOT_PERMITTED;
+		}
+		pthread_mutex_unlock(&m->lock);
+	}
+	OPENSSL_cleanse(ha1, sizeof(ha1));
+	OPENSSL_cleanse(bin, sizeof(bin));
+	OPENSSL_cleanse(digest, sizeof(digest));
+	method_reply(r, m, c, rv);
+}
+
+/*
+ * AMT_SetupAndConfigurationService.SetMEBxPassword: Password. During host-based configuration,
+ * or as admin in admin control mode; AMT's password rules, INVALID_PASSWORD otherwise.
+ */
+static void call_set_mebx(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	char pw[64] = "";
+	unsigned rv;
+
+	if (!param(c, "Password", pw, sizeof(pw))) {
+		rv = PT_INVALID_PARAMETER;
+	} else {
+		pthread_mutex_lock(&m->lock);
+		sim_machine_refresh(m);
+		if (!m->hbased && (who != WHO_ADMIN || m->p.control_mode != AMTHI_CONTROL_ACM))
+			rv = PT_NOT_PERMITTED;
+		else if (!sim_mebx_password_ok(pw))
+			rv = PT_INVALID_PASSWORD;
+		else {
+			sim_machine_set_mebx(m, pw);
+			rv = RV_SUCCESS;
+		}
+		pthread_mutex_unlock(&m->lock);
+	}
+	OPENSSL_cleanse(pw, sizeof(pw));
+	method_reply(r, m, c, rv);
+}
+
+/* IPS_OptInService as it is now, in the reply to a Get or a Put (ACTION). */
+static void opt_in_reply(struct reply *r, struct amtsim *m, const struct call *c,
+                         const char *action)
+{
+	struct field f[] = {
+	    {"CanModifyOptInPolicy", ""},
+	    {"CreationClassName", "IPS_OptInService"},
+	    {"ElementName", "Intel(r) AMT OptIn Service"},
+	    {"Name", "Intel(r) AMT OptIn Service"},
+	    {"OptInCodeTimeout", "120"},
+	    {"OptInDisplayTimeout", "300"},
+	    {"OptInRequired", ""},
+	    {"OptInState", "0"},
+	    {"SystemCreationClassName", "CIM_ComputerSystem"},
+	    {"SystemName", "Intel(r) AMT"},
+	};
+
+	pthread_mutex_lock(&m->lock);
+	SET_FIELD(f, "OptInRequired", "%u", (unsigned)m->opt_in_required);
+	/* client control mode always asks; admin control mode may be told not to */
+	SET_FIELD(f, "CanModifyOptInPolicy", "%u",
+	          m->p.control_mode == AMTHI_CONTROL_ACM ? 1u : 0u);
+	pthread_mutex_unlock(&m->lock);
+	instance_reply(r, m, c, action, "IPS_OptInService", f, sizeof(f) / sizeof(f[0]));
+}
+
+/*
+ * Put of IPS_OptInService: OptInRequired 0 (none), 1 (KVM) or 4294967295 (all), as admin in
+ * admin control mode; the reply is the instance as it now is (a PutResponse).
+ */
+static void put_opt_in(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
+{
+	char text[16] = "";
+	unsigned long v;
+	char *end;
+	bool ok;
+
+	if (!is_element(c->input, c->resource, "IPS_OptInService") ||
+	    !node_text(child(c->input, c->resource, "OptInRequired"), text, sizeof(text))) {
+		fault_schema(r, m, c);
+		return;
+	}
+	v = strtoul(text, &end, 10);
+	pthread_mutex_lock(&m->lock);
+	ok = who == WHO_ADMIN && m->p.control_mode == AMTHI_CONTROL_ACM;
+	if (ok && *text && !*end && (v == 0 || v == 1 || v == SIM_OPT_IN_ALL)) {
+		m->opt_in_required = (uint32_t)v;
+		sim_machine_save(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (ok)
+		opt_in_reply(r, m, c, NS_XFER "/PutResponse");
+	else
+		fault_access(r, m, c);
+}
+
+/* method-return=METHOD:N: the ReturnValue METHOD answers without doing anything. */
+static bool method_return_armed(struct amtsim *m, const struct call *c, unsigned *rv)
+{
+	bool armed = false;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->method_return_count && !armed; i++)
+		if (strcmp(m->method_returns[i].method, c->method) == 0) {
+			*rv = m->method_returns[i].rv;
+			armed = true;
+		}
+	pthread_mutex_unlock(&m->lock);
+	return armed;
 }
 
 /* soap-fault=METHOD: "Setup", or "CLASS.METHOD" such as "AMT_GeneralSettings.Get". */
@@ -707,14 +970,57 @@ static bool soap_fault_armed(struct amtsim *m, const struct call *c)
 	return armed;
 }
 
+static bool is(const struct call *c, const char *resource, const char *method)
+{
+	return strcmp(c->resource, resource) == 0 && strcmp(c->method, method) == 0;
+}
+
+/* The methods served (besides Get and the Put of IPS_OptInService). */
+static bool is_method(const struct call *c)
+{
+	static const char *const methods[][2] = {
+	    {URI_HBS, "Setup"},
+	    {URI_HBS, "AddNextCertInChain"},
+	    {URI_HBS, "AdminSetup"},
+	    {URI_HBS, "UpgradeClientToAdmin"},
+	    {URI_AUTH, "SetAdminAclEntryEx"},
+	    {URI_SETUP_SVC, "SetMEBxPassword"},
+	    {URI_SETUP_SVC, "CommitChanges"},
+	    {URI_SETUP_SVC, "Unprovision"},
+	};
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (is(c, methods[i][0], methods[i][1]))
+			return true;
+	return false;
+}
+
+static void dispatch_get(struct reply *r, struct amtsim *m, const struct call *c, bool tls_data)
+{
+	if (strcmp(c->resource, URI_GENERAL) == 0)
+		get_general_settings(r, m, c);
+	else if (tls_data)
+		get_tls_setting_data(r, m, c);
+	else if (strcmp(c->resource, URI_HBS) == 0)
+		get_host_based_setup(r, m, c);
+	else if (strcmp(c->resource, URI_OPT_IN) == 0)
+		opt_in_reply(r, m, c, NS_XFER "/GetResponse");
+	else if (strcmp(c->resource, URI_SETUP_SVC) == 0)
+		get_setup_service(r, m, c);
+	else
+		fault_action(r, m, c);
+}
+
 static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
 {
 	char input[96];
-	bool get = strcmp(c->method, "Get") == 0;
+	unsigned rv;
 	bool tls_data = strcmp(c->resource, URI_TLS_DATA) == 0 &&
 			(strcmp(c->instance, TLS_8023) == 0 || strcmp(c->instance, TLS_LMS) == 0);
 	bool known = strcmp(c->resource, URI_GENERAL) == 0 || strcmp(c->resource, URI_HBS) == 0 ||
-	             strcmp(c->resource, URI_SETUP_SVC) == 0 || tls_data;
+	             strcmp(c->resource, URI_SETUP_SVC) == 0 ||
+	             strcmp(c->resource, URI_AUTH) == 0 || strcmp(c->resource, URI_OPT_IN) == 0 ||
+	             tls_data;
 
 	if (!known) {
 		fault_unreachable(r, m, c);
@@ -724,38 +1030,39 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 		fault_internal(r, m, c);
 		return;
 	}
-	if (get) {
-		if (strcmp(c->resource, URI_GENERAL) == 0)
-			get_general_settings(r, m, c);
-		else if (tls_data)
-			get_tls_setting_data(r, m, c);
-		else if (strcmp(c->resource, URI_HBS) == 0)
-			get_host_based_setup(r, m, c);
-		else
-			get_setup_service(r, m, c);
+	if (strcmp(c->method, "Get") == 0) {
+		dispatch_get(r, m, c, tls_data);
+		return;
+	}
+	if (is(c, URI_OPT_IN, "Put")) {
+		put_opt_in(r, m, c, who);
 		return;
 	}
 	snprintf(input, sizeof(input), "%s_INPUT", c->method);
-	if (strcmp(c->resource, URI_HBS) == 0 && strcmp(c->method, "Setup") == 0) {
-		if (!is_element(c->input, c->resource, input))
-			fault_schema(r, m, c);
-		else
-			call_setup(r, m, c);
-	} else if (strcmp(c->resource, URI_SETUP_SVC) == 0 &&
-	           strcmp(c->method, "CommitChanges") == 0) {
-		if (!is_element(c->input, c->resource, input))
-			fault_schema(r, m, c);
-		else
-			call_commit(r, m, c, who);
-	} else if (strcmp(c->resource, URI_SETUP_SVC) == 0 &&
-	           strcmp(c->method, "Unprovision") == 0) {
-		if (!is_element(c->input, c->resource, input))
-			fault_schema(r, m, c);
-		else
-			call_unprovision(r, m, c, who);
-	} else {
+	if (!is_method(c))
 		fault_action(r, m, c);
-	}
+	else if (!is_element(c->input, c->resource, input))
+		fault_schema(r, m, c);
+	else if (method_return_armed(m, c, &rv))
+		method_reply(r, m, c, rv);
+	else if (is(c, URI_HBS, "Setup"))
+		call_setup(r, m, c);
+	else if (is(c, URI_HBS, "AddNextCertInChain"))
+		call_add_cert(r, m, c, who);
+	else if (is(c, URI_HBS, "AdminSetup"))
+		call_admin_setup(r, m, c);
+	else if (is(c, URI_HBS, "UpgradeClientToAdmin"))
+		call_upgrade(r, m, c, who);
+	else if (is(c, URI_AUTH, "SetAdminAclEntryEx"))
+		call_set_admin(r, m, c, who);
+	else if (is(c, URI_SETUP_SVC, "SetMEBxPassword"))
+		call_set_mebx(r, m, c, who);
+	else if (is(c, URI_SETUP_SVC, "CommitChanges"))
+		call_commit(r, m, c, who);
+	else if (is(c, URI_SETUP_SVC, "Unprovision"))
+		call_unprovision(r, m, c, who);
+	else
+		fault_action(r, m, c);
 }
 
 /* ---- HTTP ---- */
@@ -823,8 +1130,10 @@ static enum who authenticate(struct amtsim *m, struct MHD_Connection *conn, char
 	*stale = false;
 	pthread_mutex_lock(&m->lock);
 	sim_machine_refresh(m);
-	pre = m->p.provisioning_state == AMTHI_PROVISIONING_PRE &&
-	      m->p.control_mode == AMTHI_CONTROL_NONE;
+	/* the local system account serves until AMT is provisioned */
+	pre = (m->p.provisioning_state == AMTHI_PROVISIONING_PRE &&
+	       m->p.control_mode == AMTHI_CONTROL_NONE) ||
+	      m->hbased;
 	snprintf(realm, realm_cap, "%s", sim_challenge_realm(m));
 	memcpy(lsa_user, m->p.lsa_username, sizeof(lsa_user));
 	memcpy(lsa_pass, m->p.lsa_password, sizeof(lsa_pass));
@@ -929,6 +1238,36 @@ static bool from_channel(struct amtsim *m, struct MHD_Connection *conn)
 	return info && info->daemon != m->wsman->lms;
 }
 
+/*
+ * During host-based configuration with TLS, only the client certificate StartConfigurationHBased
+ * named may talk (acm_fw.c checks it and its chain).
+ */
+static bool client_certificate_ok(struct amtsim *m, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info;
+	const gnutls_datum_t *peers;
+	const uint8_t *der[8];
+	size_t len[8];
+	unsigned n = 0;
+	bool configuring;
+
+	pthread_mutex_lock(&m->lock);
+	configuring = m->hbased;
+	pthread_mutex_unlock(&m->lock);
+	if (!configuring)
+		return true;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	peers = info && info->tls_session ? gnutls_certificate_get_peers(info->tls_session, &n)
+	                                  : NULL;
+	if (!peers || n == 0 || n > 8)
+		return false;
+	for (unsigned i = 0; i < n; i++) {
+		der[i] = peers[i].data;
+		len[i] = peers[i].size;
+	}
+	return sim_acm_client_ok(m, der, len, n);
+}
+
 /* A whole request is in: authenticate, parse, answer. */
 static enum MHD_Result serve(struct amtsim *m, struct MHD_Connection *conn, const char *url,
                              const char *method, struct request *rq)
@@ -957,6 +1296,10 @@ static enum MHD_Result serve(struct amtsim *m, struct MHD_Connection *conn, cons
 	c.via_channel = from_channel(m, conn);
 	if (!parse_call(rq, &c)) {
 		fault_schema(&r, m, &c);
+		goto answer;
+	}
+	if (!client_certificate_ok(m, conn)) {
+		fault_access(&r, m, &c);
 		goto answer;
 	}
 
@@ -1037,7 +1380,7 @@ static struct MHD_Daemon *start_daemon(struct amtsim *m, const struct sockaddr_i
 	bool tls = m->p.tls_enforced;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                 MHD_USE_POLL | MHD_USE_ITC;
-	struct MHD_OptionItem opts[8];
+	struct MHD_OptionItem opts[9];
 	size_t n = 0;
 	struct MHD_Daemon *d;
 
@@ -1065,6 +1408,10 @@ static struct MHD_Daemon *start_daemon(struct amtsim *m, const struct sockaddr_i
 	if (tls) {
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, m->tls_key_pem};
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, m->tls_cert_pem};
+		/* roots to name in the CertificateRequest: clients may send a certificate */
+		if (m->trust_ca_pem)
+			opts[n++] =
+			    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, m->trust_ca_pem};
 	}
 	if (listen_at)
 		opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)listen_at};

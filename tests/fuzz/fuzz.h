@@ -90,19 +90,9 @@ static inline bool fuzz_one_line(const char *s)
 
 static char fuzz_dir_path[64];
 
-static inline void fuzz_rm_rf(const char *dir, const char *const names[], size_t n)
-{
-	char path[256];
-
-	for (size_t i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
-	}
-}
-
 /*
- * A private directory under $TMPDIR (or /tmp), and SUBDIR made inside it (may be NULL). The
- * caller registers its own cleanup with atexit: it knows which files it writes.
+ * A private directory under $TMPDIR (or /tmp), made on first use. The target removes what it
+ * wrote there, and the directory, with its own atexit handler: it knows its files.
  */
 static inline const char *fuzz_scratch_dir(void)
 {

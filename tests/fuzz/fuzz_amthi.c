@@ -12,15 +12,24 @@
 #include "provision.h"
 
 static const uint32_t all_commands[] = {
-	AMTHI_CMD_GET_PROVISIONING_MODE,  AMTHI_CMD_UNPROVISION,
-	AMTHI_CMD_GET_PROVISIONING_STATE, AMTHI_CMD_GET_CODE_VERSIONS,
-	AMTHI_CMD_GET_MAC_ADDRESSES,      AMTHI_CMD_START_CONFIGURATION,
-	AMTHI_CMD_ENUMERATE_HASH_HANDLES, AMTHI_CMD_GET_CERT_HASH_ENTRY,
-	AMTHI_CMD_GET_DNS_SUFFIX,         AMTHI_CMD_GET_REMOTE_ACCESS_CONNECTION_STATUS,
-	AMTHI_CMD_GET_CURRENT_POWER_POLICY, AMTHI_CMD_GET_LAN_INTERFACE_SETTINGS,
-	AMTHI_CMD_GET_FQDN,               AMTHI_CMD_GET_UUID,
-	AMTHI_CMD_STOP_CONFIGURATION,     AMTHI_CMD_GET_LOCAL_SYSTEM_ACCOUNT,
-	AMTHI_CMD_GET_CONTROL_MODE,       AMTHI_CMD_START_CONFIGURATION_HBASED,
+    AMTHI_CMD_GET_PROVISIONING_MODE,
+    AMTHI_CMD_UNPROVISION,
+    AMTHI_CMD_GET_PROVISIONING_STATE,
+    AMTHI_CMD_GET_CODE_VERSIONS,
+    AMTHI_CMD_GET_MAC_ADDRESSES,
+    AMTHI_CMD_START_CONFIGURATION,
+    AMTHI_CMD_ENUMERATE_HASH_HANDLES,
+    AMTHI_CMD_GET_CERT_HASH_ENTRY,
+    AMTHI_CMD_GET_DNS_SUFFIX,
+    AMTHI_CMD_GET_REMOTE_ACCESS_CONNECTION_STATUS,
+    AMTHI_CMD_GET_CURRENT_POWER_POLICY,
+    AMTHI_CMD_GET_LAN_INTERFACE_SETTINGS,
+    AMTHI_CMD_GET_FQDN,
+    AMTHI_CMD_GET_UUID,
+    AMTHI_CMD_STOP_CONFIGURATION,
+    AMTHI_CMD_GET_LOCAL_SYSTEM_ACCOUNT,
+    AMTHI_CMD_GET_CONTROL_MODE,
+    AMTHI_CMD_START_CONFIGURATION_HBASED,
 };
 
 static void check_result(int r)
@@ -55,8 +64,8 @@ static void code_versions(const uint8_t *data, size_t size)
 		for (unsigned i = 0; i < v->count; i++) {
 			FUZZ_CHECK(fuzz_terminated(v->entry[i].description,
 			                           sizeof(v->entry[i].description)));
-			FUZZ_CHECK(fuzz_terminated(v->entry[i].version,
-			                           sizeof(v->entry[i].version)));
+			FUZZ_CHECK(
+			    fuzz_terminated(v->entry[i].version, sizeof(v->entry[i].version)));
 		}
 		amt = amthi_version_get(v, "AMT");
 		sku = amthi_version_get(v, "Sku");
@@ -161,6 +170,16 @@ static void hashes(const uint8_t *data, size_t size)
 	free(h);
 }
 
+static void hbased(const uint8_t *data, size_t size)
+{
+	struct amthi_hbased_response *h = fuzz_alloc(sizeof(*h));
+	int r = amthi_decode_start_configuration_hbased(data, size, h);
+
+	check_result(r);
+	FUZZ_CHECK(r != 0 || h->hash_len <= sizeof(h->hash));
+	free(h);
+}
+
 static void local_account(const uint8_t *data, size_t size)
 {
 	struct amthi_local_account *a = fuzz_alloc(sizeof(*a));
@@ -184,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	scalars(data, size);
 	strings(data, size);
 	hashes(data, size);
+	hbased(data, size);
 	local_account(data, size);
 	return 0;
 }

@@ -11,13 +11,14 @@ of the same name are replaced, nothing else is touched. What it writes:
   amthi     every AMTHI reply the emulator sends for each profile with an AMT (and the replies
             its faults make: not-ready, wrong-echo, oversize, truncate)
   watchdog  IsChangeToAMTEnabled and SetAmtOperationalState replies
+  apf_session  a handshake and a channel, frames as the emulator sends them
   apf       every APF frame the emulator's LME side sends in a handshake, a channel with an
             HTTP exchange, a refused channel, an unknown global request and a protocol error;
             plus the host's own frames (they are APF too)
   wsman     tests/fixtures/wsman/*.xml
   maas_yaml provserver.py's cloud-config in both styles (block, maas) and the enlist variant
   sysfs     the profiles' fw_ver, fw_status and dev_state as the kernel prints them
-  others    (cmdline, state, server_reply, proc_tcp) are written by hand below
+  others    (cmdline, state, server_reply, proc_tcp, settings) are written by hand below
 
 Standard library only. Deterministic except for what the emulator and server make random
 (credentials in the cloud-config, nonces); run it again only to refresh the seeds.
@@ -56,6 +57,8 @@ CMD = {
     "local_account": 0x04000067,
     "mac_addresses": 0x04000025,
     "unprovision": 0x04000010,
+    "start_configuration_hbased": 0x0400008B,
+    "stop_configuration": 0x0400005E,
 }
 
 
@@ -151,10 +154,31 @@ def amthi_seeds(build, out, profile, tag, faults=(), only=None):
         ask("local_account", bytes(40))
         ask("mac_addresses")
         if not faults:
+            # SHA-256 of a provisioning certificate, no VPN, one DNS suffix (rpc-go's layout)
+            suffixes = b"example.com\0"
+            ask("start_configuration_hbased", bytes([2]) + bytes(range(32)) + bytes(32) +
+                bytes([0]) + struct.pack("<I", len(suffixes)) + suffixes.ljust(320, b"\0"))
+            ask("stop_configuration")
             ask("unprovision", struct.pack("<I", 0))
         s.close()
     finally:
         sim.close()
+
+
+def amthi_reply(command, payload, status=0):
+    return struct.pack("<BBHIII", 1, 1, 0, command | 0x00800000, 4 + len(payload), status) + payload
+
+
+def amthi_by_hand(out):
+    """Successful StartConfigurationHBased replies (the emulator answers them only with a
+    provisioning certificate AMT trusts): algorithm and hash, and rpc-go's variant with a
+    leading status byte."""
+    cmd = CMD["start_configuration_hbased"]
+    digest = bytes(range(0x40, 0x40 + 48))
+    write(out, "amthi", "hand-start-configuration-hbased-sha384.bin",
+          amthi_reply(cmd, bytes([3]) + digest + bytes(16)))
+    write(out, "amthi", "hand-start-configuration-hbased-lead-byte.bin",
+          amthi_reply(cmd, bytes([0, 2]) + digest[:32] + bytes(32)))
 
 
 def watchdog_seeds(build, out, profile, tag):
@@ -337,6 +361,47 @@ def apf_host_frames(out):
         write(out, "apf", "host-%s.bin" % name, data)
 
 
+def apf_session_seeds(out, seeds):
+    """Inputs of fuzz_apf_session: max_msg_length and window selectors, then u16-length frames,
+    as the emulator's LME side sends them to a host whose first channel is number 1."""
+    def frames(*msgs, sel=0, win=0):
+        return bytes([sel, win]) + b"".join(struct.pack(">H", len(m)) + m for m in msgs)
+
+    def fw(name):
+        path = os.path.join(seeds, "apf", "amt11-pre-fw-%s.bin" % name)
+        return open(path, "rb").read() if os.path.exists(path) else None
+
+    version = fw("protocol-version") or apf_version()
+    pfwd = fw("service-request") or apf_service(5, "pfwd@amt.intel.com")
+    fwd = [apf_global("tcpip-forward", True, "127.0.0.1", 16992),
+           apf_global("tcpip-forward", True, "127.0.0.1", 623)]
+    hs = [version, pfwd] + fwd
+    http = fw("channel-data")
+    body = http[9:] if http else b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    confirm = struct.pack(">BIIII", 91, 1, 0, 4096, 0xFFFFFFFF)
+    cases = {
+        "handshake": frames(*hs),
+        "channel-http-401": frames(*hs, confirm, struct.pack(">BII", 93, 1, 4096),
+                                   apf_data(1, body), apf_close(1)),
+        "channel-refused": frames(*hs, struct.pack(">BIIII", 92, 1, 2, 0, 0)),
+        "channel-window-1": frames(*hs, struct.pack(">BIIII", 91, 1, 0, 1, 0xFFFFFFFF),
+                                   struct.pack(">BII", 93, 1, 1), apf_data(1, body[:1]),
+                                   apf_close(1), win=1),
+        "disconnect-in-channel": frames(*hs, confirm, struct.pack(">BI", 1, 10) + bytes(2)),
+        "tls-ports": frames(version, pfwd, apf_global("tcpip-forward", True, "127.0.0.1", 16993),
+                            apf_global("tcpip-forward", True, "127.0.0.1", 664)),
+        "version-2": frames(apf_version(2, 0), pfwd),
+        "small-max-msg": frames(*hs, sel=3),
+        "extras": frames(version, apf_service(5, "auth@amt.intel.com"),
+                         bytes([50]) + astr("") + astr("pfwd@amt.intel.com") + astr("none"),
+                         pfwd, apf_global("keepalive@openssh.com", True), *fwd,
+                         apf_global("cancel-tcpip-forward", True, "127.0.0.1", 623),
+                         apf_open("forwarded-tcpip", 5, 4096, "127.0.0.1", 16992, "1.2.3.4", 1)),
+    }
+    for name, data in cases.items():
+        write(out, "apf_session", name + ".bin", data)
+
+
 # ---- sysfs: three attribute files in one input (see fuzz_sysfs.c for the layout) ----
 
 def sysfs_input(dev_state, fw_ver, fw_status):
@@ -426,6 +491,20 @@ def by_hand(out):
             "   0: 00000000000000000000000000000000:4220 00000000000000000000000000000000:0000 "
             "0A 00000000:00000000 00:00000000 00000000  1000        0 3456 1 0000000000000000 "
             "100 0 0 10 0\n")
+    write(out, "settings", "typical.conf",
+          "# /etc/amt-enlist.conf\nserver = https://maas.example.com:5443/enlist\n"
+          "cacert = /etc/ssl/certs/maas-ca.pem\ndeadline = 600\nno-amt-ok = yes\n"
+          "maas = yes\nstate-dir = \"/var/lib/amt-enlist\"\r\n\n  # indented comment\n"
+          "bmc-config=/tmp/bmc-config.yaml\n")
+    write(out, "settings", "all.conf", "".join(
+        "%s = %s\n" % kv for kv in [
+            ("device", "unix:/run/amtsim.sock"), ("json", "true"), ("ready-timeout", "20"),
+            ("me-timeout", "10"), ("lms-port", "16992"), ("sysfs-root", "/sys"),
+            ("insecure", "no"), ("report-unknown", "1"), ("password-file", "/root/amt.pw"),
+            ("reprovision", "false"), ("show-password", "0"), ("amt-ca", "/etc/amt-ca.pem"),
+            ("verbose", "yes"), ("quiet", "no")]))
+    write(out, "settings", "bad-quotes.conf", 'server = "https://a/\n')
+    write(out, "settings", "bad-key.conf", "token_secret = s3cr3t-value-here\n")
     write(out, "proc_tcp", "lms-root.bin", tcp + "\0")
     write(out, "proc_tcp", "lms-root-and-user-v6.bin", tcp + "\0" + tcp6)
 
@@ -444,7 +523,9 @@ def main():
                      ("truncate@3", 3)):
         amthi_seeds(build, out, os.path.join(profiles, "amt16-ccm.json"),
                     "fault-" + fault.split("=")[0].split("@")[0], [fault], n)
+    amthi_by_hand(out)
     apf_host_frames(out)
+    apf_session_seeds(out, out)
     for path in sorted(glob.glob(os.path.join(SRC, "tests", "fixtures", "wsman", "*.xml"))):
         write(out, "wsman", os.path.basename(path), open(path, "rb").read())
     sysfs_seeds(out)
