@@ -54,8 +54,9 @@ int activate_read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
 	struct mei_dev *dev;
 	int r = session_amthi(s, &dev, err);
 
-	if (r == MEI_E_NO_CLIENT)
-		return prov_fail(err, PROV_E_ME_UNAVAILABLE, r, "the AMTHI client went away");
+	if (r == SESSION_NO_AMTHI)
+		return prov_fail(err, PROV_E_ME_UNAVAILABLE, MEI_E_NO_CLIENT,
+				 "the AMTHI client went away");
 	if (r != 0)
 		return r;
 	if ((r = amthi_get_control_mode(dev, mode)) != 0 ||
@@ -272,6 +273,65 @@ static int invoke_checked(struct wsman_client *c, const char *uri, const char *m
 	return 0;
 }
 
+/*
+ * CommitChanges as admin (TLS-enforcing firmware, client control mode). It restarts AMT's network
+ * stack, so the reply may be lost with the connection: then the caller's confirmation over AMTHI
+ * (control mode and provisioning state "post") decides, not the HTTP reply.
+ */
+static int commit_changes(struct prov_session *s, const struct prov_activate_opts *o,
+			  struct prov_credentials *cred, struct prov_error *err)
+{
+	struct wsman_client *c;
+	struct wsman_error we;
+	xmlDocPtr doc = NULL;
+	unsigned rv;
+	int r = wsman_open(s, o, ADMIN_USER, cred->password, &c, &cred->tls, err);
+
+	if (r != 0)
+		return r;
+	r = wsman_invoke(c, AMT_URI_SETUP_AND_CONFIG, "CommitChanges", NULL, 0, &doc, &we);
+	wsman_client_free(c);
+	if (r == WSMAN_E_CONNECT || r == WSMAN_E_TIMEOUT || r == WSMAN_E_HTTP) {
+		xmlFreeDoc(doc);
+		return 0;
+	}
+	if (r != 0)
+		return activate_wsman_failure("CommitChanges failed", &we, err);
+	r = wsman_return_value(doc, &rv);
+	xmlFreeDoc(doc);
+	if (r != 0)
+		return prov_fail(err, PROV_E_ACTIVATION, 0,
+				 "CommitChanges: AMT's reply has no ReturnValue");
+	if (rv != 0)
+		return prov_fail(err, PROV_E_ACTIVATION, 0, "CommitChanges: AMT returned %u (%s)",
+				 rv, setup_return_name(rv));
+	return 0;
+}
+
+/*
+ * Client control mode whose provisioning stopped at "in" (TLS-enforcing firmware whose
+ * CommitChanges failed): finish it with the password we hold, and confirm.
+ */
+static int finish_commit(struct prov_session *s, const struct prov_activate_opts *o,
+			 struct amt_state *st, struct prov_credentials *cred,
+			 struct prov_error *err)
+{
+	uint32_t mode, state;
+	int r = commit_changes(s, o, cred, err);
+
+	if (r == 0 && activate_wait_modes(s, is_ccm_post, o->confirm_ms, &mode, &state,
+					  err) != 0)
+		r = prov_fail(err, PROV_E_ACTIVATION, 0,
+			      "CommitChanges did not take AMT to provisioning state post within %d "
+			      "s; AMT holds the password saved in %s",
+			      o->confirm_ms / 1000, o->state_dir);
+	if (r == 0) {
+		st->control_mode = mode;
+		st->provisioning_state = state;
+	}
+	return r;
+}
+
 /* Setup with the local system account; CommitChanges as admin on TLS-enforcing firmware. */
 static int host_based_setup(struct prov_session *s, const struct prov_activate_opts *o,
 			    struct prov_credentials *cred, struct prov_error *err)
@@ -320,12 +380,7 @@ static int host_based_setup(struct prov_session *s, const struct prov_activate_o
 	if (r != 0 || !cred->tls)
 		return r;
 
-	r = wsman_open(s, o, ADMIN_USER, cred->password, &c, &cred->tls, err);
-	if (r != 0)
-		return r;
-	r = invoke_checked(c, AMT_URI_SETUP_AND_CONFIG, "CommitChanges", NULL, 0, err);
-	wsman_client_free(c);
-	return r;
+	return commit_changes(s, o, cred, err);
 }
 
 /* ---- the passwords ---- */
@@ -758,6 +813,9 @@ int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, st
 	if (st->control_mode != AMTHI_CONTROL_NONE ||
 	    st->provisioning_state == AMTHI_PROVISIONING_POST) {
 		r = adopt_existing(s, o, st, uuid, ops.admin[0] ? ops.admin : NULL, out, err);
+		if (r == 0 && st->control_mode == AMTHI_CONTROL_CCM &&
+		    st->provisioning_state == AMTHI_PROVISIONING_IN)
+			r = finish_commit(s, o, st, out, err);
 		if (r == 0 && cert && st->control_mode == AMTHI_CONTROL_CCM)
 			r = upgrade_to_acm(s, o, cert, st, uuid, &ops, out, err);
 		else if (r == 0 && cert && st->control_mode == AMTHI_CONTROL_ACM)

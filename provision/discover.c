@@ -231,7 +231,8 @@ int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_erro
 		r = mei_open(s->opts.device, MEI_GUID_AMTHI, &m, &s->amthi);
 		if (r != 0) {
 			s->amthi = NULL;
-			return r == MEI_E_NO_CLIENT ? r : open_failure(&s->opts, r, err);
+			return r == MEI_E_NO_CLIENT ? SESSION_NO_AMTHI
+						    : open_failure(&s->opts, r, err);
 		}
 	}
 	*dev = s->amthi;
@@ -266,7 +267,7 @@ int prov_discover(struct prov_session *s, struct amt_state *st, struct prov_erro
 			mei_sysfs_read(o->sysfs_root, device_name(o->device), &st->sysfs) == 0;
 
 	r = session_amthi(s, &dev, err);
-	if (r == MEI_E_NO_CLIENT)
+	if (r == SESSION_NO_AMTHI)
 		return no_amthi_client(s, st, err);
 	if (r != 0)
 		return r;

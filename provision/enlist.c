@@ -261,11 +261,19 @@ int prov_enlist(struct prov_session *s, const struct prov_activate_opts *ao,
 		report_unknown(&ctx, st);
 	if (r == 0 && !res->address_source)
 		r = resolve_address(&ctx, st, err);
-	if (r == 0) {
-		bool tls;
+	if (r == 0 && res->cred.activated_now) {
+		/* Just provisioned: TLS on AMT's network interface is not configured yet. */
+		snprintf(res->port, sizeof(res->port), PORT_HTTP);
+	} else if (r == 0) {
+		bool tls = false;
 
 		r = session_network_tls(s, ao, &res->cred, &tls, err);
-		snprintf(res->port, sizeof(res->port), "%s", tls ? PORT_HTTPS : PORT_HTTP);
+		if (r == 0)
+			snprintf(res->port, sizeof(res->port), "%s", tls ? PORT_HTTPS : PORT_HTTP);
+		else
+			snprintf(err->msg + strlen(err->msg), sizeof(err->msg) - strlen(err->msg),
+				 "; AMT holds the password saved in %s: a rerun hands it off",
+				 ao->state_dir);
 	}
 	if (r == 0)
 		r = hand_off(&ctx, st, err);

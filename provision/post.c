@@ -407,6 +407,15 @@ static enum outcome judge_transport(const struct http_request *rq, const char *w
 	char detail[CURL_ERROR_SIZE];
 
 	curl_detail(a, rc, detail, sizeof(detail));
+	/*
+	 * libcurl 7.88 also says "unsupported protocol" for a reply whose status line is
+	 * malformed; with an http(s) URL that is the server's fault, so it may pass.
+	 */
+	if (rc == CURLE_UNSUPPORTED_PROTOCOL && (strncasecmp(rq->url, "http://", 7) == 0 ||
+						 strncasecmp(rq->url, "https://", 8) == 0)) {
+		snprintf(last, last_cap, "a malformed reply: %s", detail);
+		return OUTCOME_RETRY;
+	}
 	switch (rc) {
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:

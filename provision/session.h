@@ -15,9 +15,12 @@ struct prov_session {
 	struct amt_state_independence si;
 };
 
+/* session_amthi's "the ME has no AMTHI client" (positive: never a prov_err or an mei_err). */
+#define SESSION_NO_AMTHI 1
+
 /*
- * The session's AMTHI connection, connecting on first use. Returns 0, MEI_E_NO_CLIENT as is
- * (the caller decides between "no AMT" and "disabled"), or a prov_err with ERR filled.
+ * The session's AMTHI connection, connecting on first use. Returns 0, SESSION_NO_AMTHI (the
+ * caller decides between "no AMT" and "disabled"), or a negative prov_err with ERR filled.
  */
 int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_error *err);
 
