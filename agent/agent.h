@@ -46,11 +46,12 @@ int exit_code_for(int prov_err);
  */
 void report_activation_failure(int prov_err, const struct prov_error *err,
 			       const struct amt_state *st);
-/* Notices about admin control mode after a success: user consent, the certificate's domain. */
-void advise_admin_control(const struct amt_state *st, const struct prov_credentials *c);
 
 /* Subcommands. */
 int cmd_info(const struct agent_opts *o);
 int cmd_activate(const struct agent_opts *o);
 int cmd_deactivate(const struct agent_opts *o);
 int cmd_enlist(const struct agent_opts *o);
+
+/* What the operator should know once AMT is activated: CCM and user consent, ACM, power policy. */
+void advise_after_activation(const struct amt_state *st, const struct prov_credentials *c);

@@ -344,6 +344,10 @@ static const char *settings_path(int argc, char **argv, bool *explicit)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
+		/* --help and --version answer whatever the settings file holds. */
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-V") ||
+		    !strcmp(argv[i], "--version"))
+			return NULL;
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			*explicit = true;
 			return argv[i + 1];
@@ -364,6 +368,8 @@ static int read_settings(int argc, char **argv, struct settings_ctx *ctx)
 	FILE *f;
 
 	ctx->path = settings_path(argc, argv, &explicit);
+	if (!ctx->path)
+		return 0;
 	f = fopen(ctx->path, "re");
 	if (!f) {
 		if (!explicit && errno == ENOENT)

@@ -6,7 +6,7 @@
 #include "agent.h"
 #include "log.h"
 
-void advise_admin_control(const struct amt_state *st, const struct prov_credentials *c)
+static void advise_admin_control(const struct amt_state *st, const struct prov_credentials *c)
 {
 	if (st->control_mode == AMTHI_CONTROL_ACM && c->user_consent &&
 	    strcmp(c->user_consent, "off") != 0)
@@ -19,7 +19,7 @@ void advise_admin_control(const struct amt_state *st, const struct prov_credenti
 			 "gave it");
 }
 
-static void advise(const struct amt_state *st, const struct prov_credentials *c)
+void advise_after_activation(const struct amt_state *st, const struct prov_credentials *c)
 {
 	if (st->control_mode == AMTHI_CONTROL_CCM)
 		log_info("client control mode: AMT asks for user consent before changing the boot "
@@ -141,7 +141,7 @@ int cmd_activate(const struct agent_opts *o)
 		goto out;
 	}
 	print_result(o, st, &cred);
-	advise(st, &cred);
+	advise_after_activation(st, &cred);
 	prov_credentials_wipe(&cred);
 	r = EXIT_OK;
 out:

@@ -52,7 +52,7 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 		json_object_put(j);
 		return;
 	}
-	if (res->power_address[0])
+	if (r == 0)
 		printf("%s: AMT %s in %s control mode at %s (%s), port %s, user %s\n", uuid,
 		       res->cred.activated_now  ? "activated"
 		       : res->cred.upgraded_now ? "upgraded"
@@ -94,7 +94,7 @@ int cmd_enlist(const struct agent_opts *o)
 	if (r != 0)
 		report_activation_failure(r, &err, st);
 	else
-		advise_admin_control(st, &res->cred);
+		advise_after_activation(st, &res->cred);
 	if (r == 0 || res->power_address[0])
 		print_result(o, st, res, r);
 	r = exit_code_for(r);

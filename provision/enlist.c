@@ -104,7 +104,17 @@ static int send_document(struct enlist_ctx *ctx, const struct amt_state *st,
 			 const struct power_params *p, const char *state, bool unknown,
 			 const char *mebx, struct prov_error *err)
 {
-	struct json_object *doc =
+	struct json_object *doc;
+
+	/*
+	 * A host that shows no Ethernet interface (its driver not in the ramdisk) still has the
+	 * NIC AMT shares: AMT's own MAC names the machine to the server.
+	 */
+	if (ctx->host.mac_count == 0 && st->wired.present) {
+		amthi_mac_format(st->wired.lan.mac, ctx->host.macs[0]);
+		ctx->host.mac_count = 1;
+	}
+	doc =
 		prov_document(st, &ctx->host, p, ctx->res->address_source, state, unknown,
 			      mebx);
 	struct post_result pr = {0};

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "state.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/magic.h>
@@ -65,7 +67,13 @@ bool state_dir_is_persistent(const char *dir)
 
 	if (statfs(dir, &fs) < 0)
 		return false;
-	return fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC;
+	/*
+	 * An overlay is what live and ephemeral roots (MAAS's commissioning environment among
+	 * them) put over a tmpfs; whether its upper layer is a disk cannot be told from here, so
+	 * it does not count as persistent either.
+	 */
+	return fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC &&
+	       fs.f_type != OVERLAYFS_SUPER_MAGIC && fs.f_type != SQUASHFS_MAGIC;
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -96,12 +104,40 @@ static int fsync_dir(const char *dir)
 }
 
 /* Write TEXT to PATH atomically with mode 0600. */
+/*
+ * Temp files that a run killed in the middle of a write left behind ("NAME.tmp.PID" of a process
+ * that is gone): they may hold a password, so they do not stay.
+ */
+static void remove_stale_temps(const char *dir, const char *name)
+{
+	size_t n = strlen(name);
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, name, n) != 0 || strncmp(e->d_name + n, ".tmp.", 5) != 0)
+			continue;
+		pid = strtol(e->d_name + n + 5, &end, 10);
+		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+			continue;
+		unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 static int write_atomic(const char *dir, const char *path, const char *text, char *why,
 			size_t why_cap)
 {
+	const char *base = strrchr(path, '/');
 	char tmp[4096];
 	int fd, err;
 
+	remove_stale_temps(dir, base ? base + 1 : path);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
 		say(why, why_cap, "path too long:", path, ENAMETOOLONG);
 		return -1;

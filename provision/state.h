@@ -21,7 +21,7 @@ struct state_record {
 /* Create DIR (mode 0700) if needed. 0, or -1 with WHY. */
 int state_dir_prepare(const char *dir, char *why, size_t why_cap);
 
-/* False for tmpfs and ramfs: what is there is gone after a reboot. */
+/* False for tmpfs, ramfs and overlays (what live roots put over a tmpfs): gone after a reboot. */
 bool state_dir_is_persistent(const char *dir);
 
 int state_save(const char *dir, const struct state_record *rec, char *why, size_t why_cap);

@@ -130,6 +130,29 @@ static void test_mebx_password_round_trips(void **state)
 	assert_string_equal(out.mebx_password, "");
 }
 
+static void test_temp_file_of_a_killed_writer_is_removed(void **state)
+{
+	struct fixture *f = *state;
+	struct state_record in = record("pending");
+	char why[256], stale[256], other[256];
+	FILE *fp;
+
+	/* a writer killed mid-write leaves NAME.tmp.PID behind; PID 4194304 is past pid_max */
+	snprintf(stale, sizeof(stale), "%s/%s.json.tmp.4194304", f->dir, UUID);
+	snprintf(other, sizeof(other), "%s/unrelated.tmp.4194304", f->dir);
+	fp = fopen(stale, "w");
+	assert_non_null(fp);
+	fputs("{\"password\": \"Left8!behind\"}", fp);
+	fclose(fp);
+	fp = fopen(other, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(state_save(f->dir, &in, why, sizeof(why)), 0);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(count_entries(f->dir), 2);
+}
+
 static void test_missing_record_is_not_an_error(void **state)
 {
 	struct fixture *f = *state;
@@ -222,6 +245,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_then_load_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mebx_password_round_trips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_record_is_not_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_temp_file_of_a_killed_writer_is_removed, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_file_is_refused_without_leaking, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_record_for_another_uuid_is_refused, setup,
