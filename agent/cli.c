@@ -45,6 +45,7 @@ enum {
 	OPT_REPORT_UNKNOWN,
 	OPT_CONFIG,
 	OPT_LMS_PORT,
+	OPT_KERNEL_CMDLINE,
 	OPT_ACM,
 	OPT_PROVISIONING_CERT,
 	OPT_PROVISIONING_CERT_PASSWORD_FILE,
@@ -71,6 +72,8 @@ static const struct option_help options[] = {
 	 "LMS's port on 127.0.0.1, used only when LMS holds the ME (default 16992/16993)"},
 	{{"sysfs-root", required_argument, NULL, OPT_SYSFS_ROOT}, "DIR",
 	 "where to read the ME's sysfs attributes (default /sys)"},
+	{{"kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE}, "FILE",
+	 "read the kernel command line from FILE (default /proc/cmdline)"},
 	{{"server", required_argument, NULL, OPT_SERVER}, "URL",
 	 "POST the power-parameter document (JSON) to URL"},
 	{{"cacert", required_argument, NULL, OPT_CACERT}, "FILE",
@@ -207,6 +210,9 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 	}
 	case OPT_SYSFS_ROOT:
 		o->prov.sysfs_root = optarg;
+		return 0;
+	case OPT_KERNEL_CMDLINE:
+		o->handoff.cmdline_path = optarg;
 		return 0;
 	case OPT_STATE_DIR:
 		o->activate.state_dir = optarg;

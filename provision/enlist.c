@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "handoff.h"
 #include "host.h"
@@ -173,9 +174,27 @@ out:
 	return r;
 }
 
+/*
+ * MAAS's credentials: cloud-init's datasource file; where there is none (a ramdisk without
+ * cloud-init), the cloud-config that cloud-config-url= on the kernel command line names.
+ */
 static int load_maas_creds(struct enlist_ctx *ctx, struct prov_error *err)
 {
-	return maas_creds_from_file(ctx->ho->maas_config, &ctx->maas, err);
+	char cmdline[4096], url[1024];
+	size_t n = 0;
+	FILE *f;
+
+	if (access(ctx->ho->maas_config, F_OK) == 0)
+		return maas_creds_from_file(ctx->ho->maas_config, &ctx->maas, err);
+	f = fopen(ctx->ho->cmdline_path, "re");
+	if (f) {
+		n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
+		fclose(f);
+	}
+	cmdline[n] = '\0';
+	if (!cmdline_cloud_config_url(cmdline, url, sizeof(url)))
+		return maas_creds_from_file(ctx->ho->maas_config, &ctx->maas, err);
+	return maas_creds_fetch(url, &ctx->post, &ctx->maas, err);
 }
 
 /* Hand the final parameters to every requested target; the first failure's code. */

@@ -79,6 +79,13 @@ int maas_creds_from_yaml(const char *yaml, size_t len, const char *what, struct 
 			 struct prov_error *err);
 
 /*
+ * GET the cloud-config that cloud-config-url= names (what MAAS serves a booting machine) and read
+ * the MAAS datasource from it; retries and deadline as post_json.
+ */
+int maas_creds_fetch(const char *url, const struct post_opts *o, struct maas_creds *c,
+		     struct prov_error *err);
+
+/*
  * The value of cloud-config-url= on a kernel command line, or false (absent, empty, longer than
  * CAP). The last occurrence counts; double quotes are removed as the kernel does.
  */
