@@ -572,6 +572,20 @@ def check_server_nothing(m, record):
     return [f"the server received {len(docs)} documents"] if docs else []
 
 
+def check_server_unknown(m, record):
+    want = machine_facts(m)
+    node = record.get("enlist", {}).get("nodes", {}).get(want["uuid"])
+    doc = node.get("current") if node else None
+    if not doc:
+        return ["the server was not told about the machine"]
+    out = []
+    if doc.get("credentials") != "unknown":
+        out.append(f"the document says credentials {doc.get('credentials')!r}, not 'unknown'")
+    if "power_pass" in doc.get("power_parameters", {}):
+        out.append("the document carries a power_pass")
+    return out
+
+
 def check_maas_nothing(m, record):
     del m
     node = record.get("maas", {}).get("node", {})
@@ -586,6 +600,7 @@ HANDOFF_CHECKS = {
     "bmc_config": check_bmc_config,
     "server_mebx": check_server_mebx,
     "server_nothing": check_server_nothing,
+    "server_unknown": check_server_unknown,
     "maas_nothing": check_maas_nothing,
 }
 
