@@ -221,6 +221,60 @@ static void test_envelope_invoke(void **state)
 	built_free(&b);
 }
 
+static void test_envelope_invoke_instance(void **state)
+{
+	const struct wsman_param sel = {"InstanceID", "Intel(r) AMT Power Scheme 1"};
+	struct built b = {0};
+
+	(void)state;
+	build_and_reparse(wsman_envelope_invoke_instance(AMT_URI_POWER_SCHEME, &sel,
+							 "SetPowerScheme", NULL, 0, 12),
+			  &b);
+	assert_common_header(&b, AMT_URI_POWER_SCHEME "/SetPowerScheme", AMT_URI_POWER_SCHEME,
+			     "12");
+	assert_xpath(&b, "/s:Envelope/s:Header/w:SelectorSet/w:Selector/@Name", "InstanceID");
+	assert_xpath(&b, "/s:Envelope/s:Header/w:SelectorSet/w:Selector",
+		     "Intel(r) AMT Power Scheme 1");
+	xmlXPathRegisterNs(b.xp, BAD_CAST "p", BAD_CAST AMT_URI_POWER_SCHEME);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/p:SetPowerScheme_INPUT"), 1);
+	built_free(&b);
+	/* without a selector it is the plain invoke: no SelectorSet */
+	build_and_reparse(wsman_envelope_invoke_instance(AMT_URI_POWER_SCHEME, NULL,
+							 "SetPowerScheme", NULL, 0, 13),
+			  &b);
+	assert_int_equal(count(&b, "/s:Envelope/s:Header/w:SelectorSet"), 0);
+	built_free(&b);
+	assert_null(wsman_envelope_invoke_instance(AMT_URI_POWER_SCHEME,
+						   &(struct wsman_param){NULL, "x"},
+						   "SetPowerScheme", NULL, 0, 1));
+}
+
+static void test_envelope_enumerate_pull(void **state)
+{
+	struct built b = {0};
+
+	(void)state;
+	build_and_reparse(wsman_envelope_enumerate(AMT_URI_POWER_SCHEME, 5), &b);
+	assert_common_header(&b, WSMAN_ACTION_ENUMERATE, AMT_URI_POWER_SCHEME, "5");
+	xmlXPathRegisterNs(b.xp, BAD_CAST "n", BAD_CAST WSMAN_NS_ENUM);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/*"), 1);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/n:Enumerate"), 1);
+	assert_int_equal(count(&b, "/s:Envelope/s:Body/n:Enumerate/*"), 0);
+	built_free(&b);
+
+	build_and_reparse(wsman_envelope_pull(AMT_URI_POWER_SCHEME, "<ctx&1>", 32, 6), &b);
+	assert_common_header(&b, WSMAN_ACTION_PULL, AMT_URI_POWER_SCHEME, "6");
+	xmlXPathRegisterNs(b.xp, BAD_CAST "n", BAD_CAST WSMAN_NS_ENUM);
+	assert_xpath(&b, "/s:Envelope/s:Body/n:Pull/n:EnumerationContext", "<ctx&1>");
+	assert_xpath(&b, "/s:Envelope/s:Body/n:Pull/n:MaxElements", "32");
+	built_free(&b);
+
+	assert_null(wsman_envelope_pull(AMT_URI_POWER_SCHEME, "", 32, 1));
+	assert_null(wsman_envelope_pull(AMT_URI_POWER_SCHEME, NULL, 32, 1));
+	assert_null(wsman_envelope_pull(AMT_URI_POWER_SCHEME, "c", 0, 1));
+	assert_null(wsman_envelope_enumerate(NULL, 1));
+}
+
 static void test_envelope_no_params(void **state)
 {
 	struct built b = {0};
@@ -449,6 +503,102 @@ static void test_prefix_is_not_the_namespace(void **state)
 	assert_int_equal(wsman_return_value(doc, &rv), 0);
 	assert_int_equal(rv, 5);
 	xmlFreeDoc(doc);
+}
+
+#define ENUM_REPLY_HEAD                                                                     \
+	"<a:Envelope xmlns:a=\"" WSMAN_NS_SOAP "\" xmlns:g=\"" WSMAN_NS_ENUM                     \
+	"\" xmlns:h=\"" AMT_URI_POWER_SCHEME "\"><a:Header/><a:Body>"
+#define ENUM_REPLY_TAIL "</a:Body></a:Envelope>"
+
+struct seen_items {
+	unsigned n;
+	char names[4][64];
+	char ids[4][64];
+};
+
+static void collect_item(xmlNodePtr item, void *ctx)
+{
+	struct seen_items *s = ctx;
+
+	if (s->n < 4) {
+		assert_int_equal(wsman_node_text(item, "ElementName", s->names[s->n],
+						 sizeof(s->names[0])),
+				 0);
+		assert_int_equal(
+			wsman_node_text(item, "InstanceID", s->ids[s->n], sizeof(s->ids[0])), 0);
+	}
+	s->n++;
+}
+
+static xmlDocPtr parse_ok(const char *text)
+{
+	struct wsman_error err = {0};
+	xmlDocPtr doc = NULL;
+
+	assert_int_equal(wsman_parse_reply(text, strlen(text), &doc, &err), 0);
+	return doc;
+}
+
+static void test_enumeration_replies(void **state)
+{
+	static const char enumerated[] =
+		ENUM_REPLY_HEAD "<g:EnumerateResponse><g:EnumerationContext> 07000000-0000 "
+				"</g:EnumerationContext></g:EnumerateResponse>" ENUM_REPLY_TAIL;
+	static const char last[] =
+		ENUM_REPLY_HEAD "<g:PullResponse><g:Items>"
+				"<h:AMT_SystemPowerScheme><h:ElementName>Desktop: ON in S0</h:ElementName>"
+				"<h:InstanceID>Scheme 0</h:InstanceID></h:AMT_SystemPowerScheme>"
+				"<h:AMT_SystemPowerScheme><h:ElementName>Desktop: ON in S0, S3, "
+				"S4-5</h:ElementName><h:InstanceID>Scheme 1</h:InstanceID>"
+				"</h:AMT_SystemPowerScheme></g:Items><g:EndOfSequence/></g:PullResponse>"
+				ENUM_REPLY_TAIL;
+	static const char more[] =
+		ENUM_REPLY_HEAD "<g:PullResponse><g:EnumerationContext>next</g:EnumerationContext>"
+				"<g:Items><h:AMT_SystemPowerScheme><h:ElementName>x</h:ElementName>"
+				"<h:InstanceID>y</h:InstanceID></h:AMT_SystemPowerScheme></g:Items>"
+				"</g:PullResponse>" ENUM_REPLY_TAIL;
+	/* the elements right, the namespace wrong: not WS-Enumeration */
+	static const char foreign[] =
+		"<a:Envelope xmlns:a=\"" WSMAN_NS_SOAP "\" xmlns:g=\"urn:other\"><a:Body>"
+		"<g:PullResponse><g:EnumerationContext>c</g:EnumerationContext><g:EndOfSequence/>"
+		"</g:PullResponse>" ENUM_REPLY_TAIL;
+	struct seen_items seen = {0};
+	char context[WSMAN_CONTEXT_MAX];
+	bool end = true;
+	xmlDocPtr doc;
+
+	(void)state;
+	doc = parse_ok(enumerated);
+	assert_int_equal(wsman_enumeration_context(doc, context, sizeof(context)), 0);
+	assert_string_equal(context, "07000000-0000");
+	assert_int_equal(wsman_pull_items(doc, collect_item, &seen, &end), WSMAN_E_PARSE);
+	assert_int_equal(wsman_enumeration_context(doc, context, 4), WSMAN_E_PARSE);
+	xmlFreeDoc(doc);
+
+	doc = parse_ok(last);
+	assert_int_equal(wsman_pull_items(doc, collect_item, &seen, &end), 0);
+	assert_true(end);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.names[0], "Desktop: ON in S0");
+	assert_string_equal(seen.ids[0], "Scheme 0");
+	assert_string_equal(seen.names[1], "Desktop: ON in S0, S3, S4-5");
+	assert_string_equal(seen.ids[1], "Scheme 1");
+	assert_int_equal(wsman_enumeration_context(doc, context, sizeof(context)), WSMAN_E_PARSE);
+	xmlFreeDoc(doc);
+
+	doc = parse_ok(more);
+	assert_int_equal(wsman_pull_items(doc, collect_item, &seen, &end), 0);
+	assert_false(end);
+	assert_int_equal(seen.n, 3);
+	assert_int_equal(wsman_enumeration_context(doc, context, sizeof(context)), 0);
+	assert_string_equal(context, "next");
+	xmlFreeDoc(doc);
+
+	doc = parse_ok(foreign);
+	assert_int_equal(wsman_pull_items(doc, collect_item, &seen, &end), WSMAN_E_PARSE);
+	assert_int_equal(wsman_enumeration_context(doc, context, sizeof(context)), WSMAN_E_PARSE);
+	xmlFreeDoc(doc);
+	assert_int_equal(seen.n, 3);
 }
 
 static void test_return_value_strict(void **state)
@@ -1129,6 +1279,39 @@ static void test_http_digest_invoke(void **state)
 	wsman_client_free(c);
 	server_stop(&s);
 	free(body);
+}
+
+/* AMT (here a server answering every request alike) whose enumeration never ends. */
+static void test_http_enumeration_never_ends(void **state)
+{
+	static const char endless[] =
+		ENUM_REPLY_HEAD "<g:PullResponse><g:EnumerationContext>again</g:EnumerationContext>"
+				"<g:Items><h:AMT_SystemPowerScheme><h:ElementName>x</h:ElementName>"
+				"<h:InstanceID>y</h:InstanceID></h:AMT_SystemPowerScheme></g:Items>"
+				"</g:PullResponse>" ENUM_REPLY_TAIL;
+	char pass[PASSWORD_MAX + 1];
+	struct wsman_error err = {0};
+	struct seen_items seen = {0};
+	struct wsman_client *c;
+	struct server s;
+
+	(void)state;
+	if (!running_as_root())
+		skip();
+	make_password(pass, sizeof(pass));
+	server_start(&s, pass);
+	server_answer(&s, 200, endless, strlen(endless));
+	c = lms_client(s.port, pass, 5000);
+	assert_int_equal(wsman_enumerate(c, AMT_URI_POWER_SCHEME, collect_item, &seen, &err),
+			 WSMAN_E_PARSE);
+	assert_non_null(strstr(err.msg, "did not end after 16 Pulls"));
+	assert_int_equal(seen.n, WSMAN_PULLS_MAX);
+	pthread_mutex_lock(&s.lock);
+	assert_int_equal(s.authenticated, 1 + WSMAN_PULLS_MAX);
+	assert_non_null(strstr(s.body, "again</"));
+	pthread_mutex_unlock(&s.lock);
+	wsman_client_free(c);
+	server_stop(&s);
 }
 
 static void test_http_wrong_password(void **state)
@@ -1898,6 +2081,8 @@ int main(void)
 		cmocka_unit_test(test_envelope_get),
 		cmocka_unit_test(test_envelope_get_instance),
 		cmocka_unit_test(test_envelope_invoke),
+		cmocka_unit_test(test_envelope_invoke_instance),
+		cmocka_unit_test(test_envelope_enumerate_pull),
 		cmocka_unit_test(test_envelope_no_params),
 		cmocka_unit_test(test_envelope_put),
 		cmocka_unit_test(test_envelope_rejects_bad_names),
@@ -1907,6 +2092,7 @@ int main(void)
 		cmocka_unit_test(test_fault_fixture),
 		cmocka_unit_test(test_malformed_replies),
 		cmocka_unit_test(test_prefix_is_not_the_namespace),
+		cmocka_unit_test(test_enumeration_replies),
 		cmocka_unit_test(test_return_value_strict),
 		cmocka_unit_test(test_entity_bomb),
 		cmocka_unit_test(test_huge_reply),
@@ -1918,6 +2104,7 @@ int main(void)
 		cmocka_unit_test(test_real_proc_root_listener),
 		cmocka_unit_test(test_http_digest_get),
 		cmocka_unit_test(test_http_digest_invoke),
+		cmocka_unit_test(test_http_enumeration_never_ends),
 		cmocka_unit_test(test_http_wrong_password),
 		cmocka_unit_test(test_http_fault_400),
 		cmocka_unit_test(test_http_other_failures),

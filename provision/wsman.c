@@ -142,16 +142,23 @@ static bool is_ncname(const char *s)
 	return s && *s && xmlValidateNCName(xc(s), 0) == 0;
 }
 
-/* An envelope whose Body holds <h:ELEMENT xmlns:h="RESOURCE_URI"> with PARAMS as children. */
+/*
+ * An envelope whose Body holds <h:ELEMENT xmlns:h="RESOURCE_URI"> with PARAMS as children,
+ * addressed to the instance SELECTOR names (NULL: the singleton).
+ */
 static xmlDocPtr envelope_with_body(const char *action, const char *resource_uri,
-				    const char *element, const struct wsman_param *params,
-				    size_t n_params, unsigned message_id)
+				    const struct wsman_param *selector, const char *element,
+				    const struct wsman_param *params, size_t n_params,
+				    unsigned message_id)
 {
 	struct envelope e = {0};
 	xmlNodePtr call;
 	xmlNsPtr h;
 
-	if (!envelope_start(&e, action, resource_uri, message_id))
+	if (selector && (!selector->name || !selector->value))
+		return NULL;
+	if (!envelope_start(&e, action, resource_uri, message_id) ||
+	    (selector && !add_selector(&e, selector)))
 		goto fail;
 	call = xmlNewChild(e.body, NULL, xc(element), NULL);
 	if (!call)
@@ -175,6 +182,15 @@ xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 				const struct wsman_param *params, size_t n_params,
 				unsigned message_id)
 {
+	return wsman_envelope_invoke_instance(resource_uri, NULL, method, params, n_params,
+					      message_id);
+}
+
+xmlDocPtr wsman_envelope_invoke_instance(const char *resource_uri,
+					 const struct wsman_param *selector, const char *method,
+					 const struct wsman_param *params, size_t n_params,
+					 unsigned message_id)
+{
 	char action[512], input[128];
 
 	if (!resource_uri || !is_ncname(method) || (n_params > 0 && !params))
@@ -183,7 +199,8 @@ xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 		    sizeof(action) ||
 	    (size_t)snprintf(input, sizeof(input), "%s_INPUT", method) >= sizeof(input))
 		return NULL;
-	return envelope_with_body(action, resource_uri, input, params, n_params, message_id);
+	return envelope_with_body(action, resource_uri, selector, input, params, n_params,
+				  message_id);
 }
 
 xmlDocPtr wsman_envelope_put(const char *resource_uri, const char *class_name,
@@ -192,8 +209,51 @@ xmlDocPtr wsman_envelope_put(const char *resource_uri, const char *class_name,
 {
 	if (!resource_uri || !is_ncname(class_name) || (n_params > 0 && !params))
 		return NULL;
-	return envelope_with_body(WSMAN_ACTION_PUT, resource_uri, class_name, params, n_params,
-				  message_id);
+	return envelope_with_body(WSMAN_ACTION_PUT, resource_uri, NULL, class_name, params,
+				  n_params, message_id);
+}
+
+/* <n:ELEMENT xmlns:n="WS-Enumeration"> in the Body: the caller adds its children. */
+static xmlNodePtr enumeration_body(struct envelope *e, const char *element)
+{
+	xmlNodePtr n = xmlNewChild(e->body, NULL, xc(element), NULL);
+	xmlNsPtr ns = n ? xmlNewNs(n, xc(WSMAN_NS_ENUM), xc("n")) : NULL;
+
+	if (!ns)
+		return NULL;
+	xmlSetNs(n, ns);
+	return n;
+}
+
+xmlDocPtr wsman_envelope_enumerate(const char *resource_uri, unsigned message_id)
+{
+	struct envelope e = {0};
+
+	if (!resource_uri || !envelope_start(&e, WSMAN_ACTION_ENUMERATE, resource_uri, message_id) ||
+	    !enumeration_body(&e, "Enumerate")) {
+		xmlFreeDoc(e.doc);
+		return NULL;
+	}
+	return e.doc;
+}
+
+xmlDocPtr wsman_envelope_pull(const char *resource_uri, const char *context,
+			      unsigned max_elements, unsigned message_id)
+{
+	struct envelope e = {0};
+	char max[16];
+	xmlNodePtr pull;
+
+	snprintf(max, sizeof(max), "%u", max_elements);
+	if (!resource_uri || !context || !context[0] || max_elements == 0 ||
+	    !envelope_start(&e, WSMAN_ACTION_PULL, resource_uri, message_id) ||
+	    !(pull = enumeration_body(&e, "Pull")) ||
+	    !xmlNewTextChild(pull, pull->ns, xc("EnumerationContext"), xc(context)) ||
+	    !xmlNewTextChild(pull, pull->ns, xc("MaxElements"), xc(max))) {
+		xmlFreeDoc(e.doc);
+		return NULL;
+	}
+	return e.doc;
 }
 
 /* A request can carry a password digest: overwrite every text before the tree is freed. */
@@ -433,8 +493,12 @@ static const char *trim(const char *text, size_t *len)
 
 int wsman_body_text(xmlDocPtr doc, const char *local_name, char *out, size_t cap)
 {
-	xmlNodePtr body = soap_body(doc);
-	xmlNodePtr n = body && local_name ? find_local(body->children, local_name) : NULL;
+	return wsman_node_text(soap_body(doc), local_name, out, cap);
+}
+
+/* N's text, trimmed, into OUT; WSMAN_E_PARSE when there is no N or it does not fit CAP. */
+static int element_text(xmlNodePtr n, char *out, size_t cap)
+{
 	xmlChar *content;
 	const char *text;
 	size_t len;
@@ -453,6 +517,39 @@ int wsman_body_text(xmlDocPtr doc, const char *local_name, char *out, size_t cap
 	}
 	xmlFree(content);
 	return r;
+}
+
+int wsman_node_text(xmlNodePtr parent, const char *local_name, char *out, size_t cap)
+{
+	return element_text(parent && local_name ? find_local(parent->children, local_name) : NULL,
+			    out, cap);
+}
+
+int wsman_enumeration_context(xmlDocPtr doc, char *out, size_t cap)
+{
+	xmlNodePtr body = soap_body(doc);
+	xmlNodePtr resp = child(body, WSMAN_NS_ENUM, "EnumerateResponse");
+
+	if (!resp)
+		resp = child(body, WSMAN_NS_ENUM, "PullResponse");
+	if (element_text(child(resp, WSMAN_NS_ENUM, "EnumerationContext"), out, cap) != 0 ||
+	    !out[0])
+		return WSMAN_E_PARSE;
+	return 0;
+}
+
+int wsman_pull_items(xmlDocPtr doc, wsman_item_fn each, void *ctx, bool *end)
+{
+	xmlNodePtr resp = child(soap_body(doc), WSMAN_NS_ENUM, "PullResponse");
+	xmlNodePtr items = child(resp, WSMAN_NS_ENUM, "Items");
+
+	if (!resp || !each || !end)
+		return WSMAN_E_PARSE;
+	for (xmlNodePtr item = items ? items->children : NULL; item; item = item->next)
+		if (item->type == XML_ELEMENT_NODE)
+			each(item, ctx);
+	*end = child(resp, WSMAN_NS_ENUM, "EndOfSequence") != NULL;
+	return 0;
 }
 
 int wsman_return_value(xmlDocPtr doc, unsigned *rv)
@@ -1231,6 +1328,49 @@ int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply
 	return wsman_get_instance(c, resource_uri, NULL, reply, err);
 }
 
+/* One Enumerate, then Pulls until EndOfSequence (at most WSMAN_PULLS_MAX of them). */
+int wsman_enumerate(struct wsman_client *c, const char *resource_uri, wsman_item_fn each,
+		    void *ctx, struct wsman_error *err)
+{
+	struct wsman_error dummy;
+	xmlDocPtr doc = NULL;
+	char context[WSMAN_CONTEXT_MAX];
+	bool end = false;
+	int r;
+
+	if (!err)
+		err = &dummy;
+	memset(err, 0, sizeof(*err));
+	if (!c || !each)
+		return fail(err, WSMAN_E_INTERNAL, "wsman_enumerate: no client or no callback");
+	r = request(c, wsman_envelope_enumerate(resource_uri, c->next_message_id++), &doc, err);
+	if (r != 0)
+		return r;
+	r = wsman_enumeration_context(doc, context, sizeof(context));
+	xmlFreeDoc(doc);
+	if (r != 0)
+		return fail(err, WSMAN_E_PARSE, "AMT's EnumerateResponse has no EnumerationContext");
+	for (unsigned pulls = 0; !end; pulls++) {
+		if (pulls == WSMAN_PULLS_MAX)
+			return fail(err, WSMAN_E_PARSE, "AMT's enumeration did not end after %u Pulls",
+				    WSMAN_PULLS_MAX);
+		r = request(c,
+			    wsman_envelope_pull(resource_uri, context, WSMAN_PULL_ELEMENTS,
+						c->next_message_id++),
+			    &doc, err);
+		if (r != 0)
+			return r;
+		r = wsman_pull_items(doc, each, ctx, &end);
+		/* A PullResponse may name a new context for the next Pull; else the old one holds. */
+		if (r == 0 && !end)
+			(void)wsman_enumeration_context(doc, context, sizeof(context));
+		xmlFreeDoc(doc);
+		if (r != 0)
+			return fail(err, WSMAN_E_PARSE, "AMT's reply to Pull is not a PullResponse");
+	}
+	return 0;
+}
+
 int wsman_put(struct wsman_client *c, const char *resource_uri, const char *class_name,
 	      const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 	      struct wsman_error *err)
@@ -1253,6 +1393,14 @@ int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *m
 		 const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 		 struct wsman_error *err)
 {
+	return wsman_invoke_instance(c, resource_uri, NULL, method, params, n_params, reply, err);
+}
+
+int wsman_invoke_instance(struct wsman_client *c, const char *resource_uri,
+			  const struct wsman_param *selector, const char *method,
+			  const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
+			  struct wsman_error *err)
+{
 	struct wsman_error dummy;
 
 	if (!err)
@@ -1262,7 +1410,7 @@ int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *m
 		return fail(err, WSMAN_E_INTERNAL, "wsman_invoke: no client or no output");
 	*reply = NULL;
 	return request(c,
-		       wsman_envelope_invoke(resource_uri, method, params, n_params,
-					     c->next_message_id++),
+		       wsman_envelope_invoke_instance(resource_uri, selector, method, params,
+						      n_params, c->next_message_id++),
 		       reply, err);
 }

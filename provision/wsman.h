@@ -21,6 +21,14 @@
 #define WSMAN_NS_WSMAN  "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
 #define WSMAN_ACTION_GET "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get"
 #define WSMAN_ACTION_PUT "http://schemas.xmlsoap.org/ws/2004/09/transfer/Put"
+#define WSMAN_NS_ENUM   "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+#define WSMAN_ACTION_ENUMERATE WSMAN_NS_ENUM "/Enumerate"
+#define WSMAN_ACTION_PULL      WSMAN_NS_ENUM "/Pull"
+
+/* An enumeration: items per Pull, Pulls at most (AMT's classes have a handful of instances). */
+#define WSMAN_PULL_ELEMENTS 32
+#define WSMAN_PULLS_MAX     16
+#define WSMAN_CONTEXT_MAX   256
 
 #define AMT_URI_GENERAL_SETTINGS  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings"
 #define AMT_URI_SETUP_AND_CONFIG  "http://intel.com/wbem/wscim/1/amt-schema/1/AMT_SetupAndConfigurationService"
@@ -125,6 +133,15 @@ xmlDocPtr wsman_envelope_get_instance(const char *resource_uri,
 xmlDocPtr wsman_envelope_invoke(const char *resource_uri, const char *method,
 				const struct wsman_param *params, size_t n_params,
 				unsigned message_id);
+/* A method call on the instance SELECTOR names (NULL: the singleton, as wsman_envelope_invoke). */
+xmlDocPtr wsman_envelope_invoke_instance(const char *resource_uri,
+					 const struct wsman_param *selector, const char *method,
+					 const struct wsman_param *params, size_t n_params,
+					 unsigned message_id);
+/* WS-Enumeration: Enumerate RESOURCE; Pull up to MAX_ELEMENTS items with CONTEXT. */
+xmlDocPtr wsman_envelope_enumerate(const char *resource_uri, unsigned message_id);
+xmlDocPtr wsman_envelope_pull(const char *resource_uri, const char *context,
+			      unsigned max_elements, unsigned message_id);
 /* A Transfer Put of the singleton instance: <h:CLASS> with PARAMS as its properties. */
 xmlDocPtr wsman_envelope_put(const char *resource_uri, const char *class_name,
 			     const struct wsman_param *params, size_t n_params,
@@ -141,8 +158,17 @@ int wsman_parse_reply(const char *body, size_t len, xmlDocPtr *doc, struct wsman
  * reply's Body. WSMAN_E_PARSE when there is none, or when the text does not fit CAP.
  */
 int wsman_body_text(xmlDocPtr doc, const char *local_name, char *out, size_t cap);
+/* The same inside the element PARENT (an enumerated item, say). */
+int wsman_node_text(xmlNodePtr parent, const char *local_name, char *out, size_t cap);
 /* <ReturnValue> as a number; WSMAN_E_PARSE when absent. */
 int wsman_return_value(xmlDocPtr doc, unsigned *rv);
+
+/* Called for each item of an enumeration (an element: <g:CLASS> with its properties). */
+typedef void (*wsman_item_fn)(xmlNodePtr item, void *ctx);
+/* The EnumerationContext of an EnumerateResponse or PullResponse; WSMAN_E_PARSE without one. */
+int wsman_enumeration_context(xmlDocPtr doc, char *out, size_t cap);
+/* EACH for every item of a PullResponse; *END: it carries EndOfSequence. */
+int wsman_pull_items(xmlDocPtr doc, wsman_item_fn each, void *ctx, bool *end);
 
 /* One request over the client: Get RESOURCE, or invoke METHOD on it. *reply is the caller's. */
 int wsman_get(struct wsman_client *c, const char *resource_uri, xmlDocPtr *reply,
@@ -153,9 +179,19 @@ int wsman_get_instance(struct wsman_client *c, const char *resource_uri,
 int wsman_invoke(struct wsman_client *c, const char *resource_uri, const char *method,
 		 const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 		 struct wsman_error *err);
+int wsman_invoke_instance(struct wsman_client *c, const char *resource_uri,
+			  const struct wsman_param *selector, const char *method,
+			  const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
+			  struct wsman_error *err);
 int wsman_put(struct wsman_client *c, const char *resource_uri, const char *class_name,
 	      const struct wsman_param *params, size_t n_params, xmlDocPtr *reply,
 	      struct wsman_error *err);
+/*
+ * Every instance of RESOURCE: Enumerate, then Pull until EndOfSequence, EACH called for every
+ * item. An enumeration that does not end within WSMAN_PULLS_MAX Pulls is WSMAN_E_PARSE.
+ */
+int wsman_enumerate(struct wsman_client *c, const char *resource_uri, wsman_item_fn each,
+		    void *ctx, struct wsman_error *err);
 
 /*
  * LMS safety: true only when the socket listening on 127.0.0.1:PORT belongs to uid 0 (read from

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * WS-Man replies from AMT's web server: the input is an HTTP body. wsman_parse_reply, then what
- * activation reads from a reply (DigestRealm, Enabled, ReturnValue). Properties: the documented
+ * activation reads from a reply (DigestRealm, Enabled, ReturnValue, an enumeration's context and
+ * items with their ElementName and InstanceID). Properties: the documented
  * codes only, with err->code equal to the result and err->msg one terminated line; a document
  * only on success, a SOAP 1.2 Envelope with a Body, with no document type declaration and no
  * entity anywhere in it (SOAP forbids a DTD; an entity would mean one was expanded); texts
@@ -35,6 +36,29 @@ static void read_text(xmlDocPtr doc, const char *name, size_t cap)
 	free(out);
 }
 
+static void read_item(xmlNodePtr item, void *ctx)
+{
+	char name[128], id[128];
+	int r = wsman_node_text(item, "ElementName", name, sizeof(name));
+
+	FUZZ_CHECK(r == 0 || r == WSMAN_E_PARSE);
+	r = wsman_node_text(item, "InstanceID", id, sizeof(id));
+	FUZZ_CHECK(r == 0 || r == WSMAN_E_PARSE);
+	(*(unsigned *)ctx)++;
+}
+
+static void read_enumeration(xmlDocPtr doc)
+{
+	char context[WSMAN_CONTEXT_MAX];
+	unsigned items = 0;
+	bool end = false;
+	int r = wsman_enumeration_context(doc, context, sizeof(context));
+
+	FUZZ_CHECK(r == WSMAN_E_PARSE || (r == 0 && context[0] && strlen(context) < sizeof(context)));
+	r = wsman_pull_items(doc, read_item, &items, &end);
+	FUZZ_CHECK(r == 0 || (r == WSMAN_E_PARSE && items == 0));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct wsman_error err;
@@ -61,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	read_text(doc, "ReturnValue", 1);
 	r = wsman_return_value(doc, &rv);
 	FUZZ_CHECK(r == 0 || r == WSMAN_E_PARSE);
+	read_enumeration(doc);
 	xmlFreeDoc(doc);
 	return 0;
 }
