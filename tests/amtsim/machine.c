@@ -271,6 +271,7 @@ static json_object *state_json(const struct amtsim *m)
 	json_object_object_add(o, "mebx_sha256",
 	                       m->mebx_sha256[0] ? json_object_new_string(m->mebx_sha256) : NULL);
 	json_object_object_add(o, "opt_in_required", json_object_new_int64(m->opt_in_required));
+	json_object_object_add(o, "power_policy", json_object_new_string(m->p.power_policy));
 	return o;
 }
 
@@ -382,7 +383,7 @@ static int apply_acm_state(struct amtsim *m, json_object *o, const char *path, c
 
 static int apply_state(struct amtsim *m, json_object *o, const char *path, char *err, size_t errlen)
 {
-	json_object *cm, *ps, *ha1, *op, *settle;
+	json_object *cm, *ps, *ha1, *op, *settle, *policy;
 	int mode, state;
 	long long settles_at = 0;
 
@@ -422,6 +423,20 @@ static int apply_state(struct amtsim *m, json_object *o, const char *path, char 
 			m->p.watchdog_state =
 			    (uint8_t)((m->p.watchdog_state & ~WATCHDOG_OPERATIONAL) |
 			              (m->p.operational ? WATCHDOG_OPERATIONAL : 0));
+	}
+	if (json_object_object_get_ex(o, "power_policy", &policy)) {
+		bool offered = false;
+
+		for (unsigned i = 0; i < m->p.power_scheme_count; i++)
+			offered |= json_object_is_type(policy, json_type_string) &&
+			           strcmp(m->p.power_schemes[i], json_object_get_string(policy)) == 0;
+		if (!offered) {
+			snprintf(err, errlen, "%s: key 'power_policy': not a package the profile offers",
+			         path);
+			return -1;
+		}
+		snprintf(m->p.power_policy, sizeof(m->p.power_policy), "%s",
+		         json_object_get_string(policy));
 	}
 	if (json_object_object_get_ex(o, "settles_at", &settle) &&
 	    json_object_is_type(settle, json_type_int))

@@ -25,6 +25,9 @@
  *     [no_wireless_status] (the status for index 1 without a wireless adapter: 36
  *     INVALID_PARAMETER by default; 0 answers SUCCESS with zeros), [dns_suffix],
  *     remote_access {network_status, remote_status, trigger, mps_hostname}, power_policy,
+ *     [power_schemes]    the power packages AMT_SystemPowerScheme offers, by name (at most 8);
+ *                        default: the Desktop or Mobile set (by power_policy's first word);
+ *                        power_policy is added when it is not among them
  *     cert_hashes [{[handle] (default: the index), name, algorithm 0-3, hash (hex), default,
  *     active}], local_system_account {username, password, [trailing_pad] 0|2},
  *     [network_tls]      TLS on AMT's network interface (AMT_TLSSettingData for 802.3),
@@ -762,6 +765,64 @@ static int load_provisioning(struct ctx *x, const struct path *at, json_object *
 	return 0;
 }
 
+/* Names as AMT firmware gives them (GetCurrentPowerPolicy, AMT_SystemPowerScheme). */
+static const char *const desktop_schemes[] = {
+    "Desktop: ON in S0",
+    "Desktop: ON in S0, S3, S4-5",
+    "Desktop: ON in S0, ME Wake in S3, S4-5",
+    NULL,
+};
+static const char *const mobile_schemes[] = {
+    "Mobile: ON in S0",
+    "Mobile: ON in S0, S3/AC",
+    "Mobile: ON in S0, S3/AC, S4-5/AC",
+    "Mobile: ON in S0, ME Wake in S3/AC",
+    "Mobile: ON in S0, ME Wake in S3, S4-5/AC",
+    NULL,
+};
+
+static bool add_scheme(struct sim_profile *pr, const char *name)
+{
+	for (unsigned i = 0; i < pr->power_scheme_count; i++)
+		if (strcmp(pr->power_schemes[i], name) == 0)
+			return true;
+	if (pr->power_scheme_count == SIM_MAX_SCHEMES)
+		return false;
+	snprintf(pr->power_schemes[pr->power_scheme_count++], sizeof(pr->power_schemes[0]), "%s",
+		 name);
+	return true;
+}
+
+static int load_power_schemes(struct ctx *x, const struct path *at, json_object *o,
+			      struct sim_profile *pr)
+{
+	struct path p = path_join(at, "power_schemes");
+	json_object *a;
+
+	if (member(x, at, o, "power_schemes", false, json_type_array, &a) < 0)
+		return -1;
+	if (!a) {
+		const char *const *set =
+		    strncmp(pr->power_policy, "Mobile", 6) == 0 ? mobile_schemes : desktop_schemes;
+
+		for (; *set; set++)
+			add_scheme(pr, *set);
+	}
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+		struct path pi = path_index(&p, i);
+
+		if (!json_object_is_type(e, json_type_string) ||
+		    (size_t)json_object_get_string_len(e) > SIM_NAME_MAX)
+			return fail(x, &pi, "must be a power package's name");
+		if (!add_scheme(pr, json_object_get_string(e)))
+			return fail(x, &p, "more than %u packages", SIM_MAX_SCHEMES);
+	}
+	if (!add_scheme(pr, pr->power_policy))
+		return fail(x, &p, "no room for power_policy among %u packages", SIM_MAX_SCHEMES);
+	return 0;
+}
+
 static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 {
 	static const char *const keys[] = {"operational",
@@ -779,6 +840,7 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 					   "dns_suffix",
 					   "remote_access",
 					   "power_policy",
+					   "power_schemes",
 					   "cert_hashes",
 					   "local_system_account",
 					   "tls_enforced",
@@ -830,6 +892,7 @@ static int load_amt(struct ctx *x, json_object *root, struct sim_profile *pr)
 	    load_remote_access(x, &p, o, pr) < 0 ||
 	    get_string(x, &p, o, "power_policy", true, pr->power_policy, sizeof(pr->power_policy)) <
 		0 ||
+	    load_power_schemes(x, &p, o, pr) < 0 ||
 	    load_hashes(x, &p, o, pr) < 0 || load_local_account(x, &p, o, pr) < 0)
 		return -1;
 	if (!pr->lan[0].present)

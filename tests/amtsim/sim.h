@@ -25,6 +25,7 @@ struct sim_acm;
 
 #define SIM_MAX_VERSIONS   50u /* rpc-go's table holds 50 */
 #define SIM_MAX_HASHES     33u
+#define SIM_MAX_SCHEMES    8u  /* AMT_SystemPowerScheme instances */
 #define SIM_MAX_FW_VER     3u
 #define SIM_MAX_FW_STATUS  6u
 #define SIM_MAX_FAULTS     64u
@@ -117,7 +118,9 @@ struct sim_profile {
 	char dns_suffix[SIM_NAME_MAX + 1];
 	uint32_t ras_network_status, ras_remote_status, ras_trigger;
 	char ras_mps_hostname[SIM_NAME_MAX + 1];
-	char power_policy[SIM_NAME_MAX + 1];
+	char power_policy[SIM_NAME_MAX + 1]; /* the current package (SetPowerScheme changes it) */
+	unsigned power_scheme_count;          /* the packages offered (AMT_SystemPowerScheme) */
+	char power_schemes[SIM_MAX_SCHEMES][SIM_NAME_MAX + 1];
 	unsigned hash_count;
 	struct sim_cert_hash hashes[SIM_MAX_HASHES];
 	char lsa_username[33];

@@ -12,7 +12,9 @@
  * IPS_HostBasedSetupService, AMT_SetupAndConfigurationService and IPS_OptInService (and Put of
  * the last); IPS_HostBasedSetupService.Setup, AdminSetup, AddNextCertInChain and
  * UpgradeClientToAdmin; AMT_AuthorizationService.SetAdminAclEntryEx;
- * AMT_SetupAndConfigurationService.SetMEBxPassword, CommitChanges and Unprovision. Anything else
+ * AMT_SetupAndConfigurationService.SetMEBxPassword, CommitChanges and Unprovision;
+ * AMT_SystemPowerScheme's Enumerate, Pull and SetPowerScheme (the profile's power packages;
+ * GetCurrentPowerPolicy follows). Anything else
  * is a SOAP fault with HTTP 400. State changes go through machine.c and acm_fw.c under m->lock,
  * so AMTHI sees them at once.
  *
@@ -26,6 +28,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -64,6 +67,11 @@
 #define URI_TLS_DATA  URI_AMT "AMT_TLSSettingData"
 #define URI_AUTH      URI_AMT "AMT_AuthorizationService"
 #define URI_OPT_IN    URI_IPS "IPS_OptInService"
+#define URI_POWER     URI_AMT "AMT_SystemPowerScheme"
+#define ACTION_ENUMERATE NS_ENUM "/Enumerate"
+#define ACTION_PULL      NS_ENUM "/Pull"
+#define SCHEME_ID        "Intel(r) AMT Power Scheme "
+#define ENUM_CONTEXT     "power-schemes-"
 #define ACTION_PUT    NS_XFER "/Put"
 #define TLS_8023      "Intel(r) AMT 802.3 TLS Settings"
 #define TLS_LMS       "Intel(r) AMT LMS TLS Settings"
@@ -273,6 +281,10 @@ static bool parse_call(const struct request *rq, struct call *c)
 		snprintf(c->method, sizeof(c->method), "Get");
 	else if (strcmp(c->action, ACTION_PUT) == 0)
 		snprintf(c->method, sizeof(c->method), "Put");
+	else if (strcmp(c->action, ACTION_ENUMERATE) == 0)
+		snprintf(c->method, sizeof(c->method), "Enumerate");
+	else if (strcmp(c->action, ACTION_PULL) == 0)
+		snprintf(c->method, sizeof(c->method), "Pull");
 	else if (rlen > 0 && strncmp(c->action, c->resource, rlen) == 0 && c->action[rlen] == '/' &&
 	         strlen(c->action + rlen + 1) < sizeof(c->method))
 		snprintf(c->method, sizeof(c->method), "%s", c->action + rlen + 1);
@@ -306,6 +318,12 @@ struct ns_decl {
 static const struct ns_decl reply_ns[] = {
     {"a", NS_SOAP}, {"b", NS_ADDR},    {"c", NS_WSMAN}, {"d", NS_TRUST},
     {"e", NS_WSS},  {"f", NS_CIMBIND}, {NULL, NULL},
+};
+
+/* Enumerations: the same and WS-Enumeration's. */
+static const struct ns_decl enum_ns[] = {
+    {"a", NS_SOAP}, {"b", NS_ADDR},    {"c", NS_WSMAN}, {"d", NS_TRUST},
+    {"e", NS_WSS},  {"f", NS_CIMBIND}, {"i", NS_ENUM},  {NULL, NULL},
 };
 
 /* And of its faults (fixtures/wsman/fault_destination_unreachable.xml). */
@@ -716,6 +734,130 @@ static void call_unprovision(struct reply *r, struct amtsim *m, const struct cal
 	method_reply(r, m, c, rv);
 }
 
+/* ---- AMT_SystemPowerScheme: Enumerate, Pull, SetPowerScheme (as admin) ---- */
+
+/* "power-schemes-N": the enumeration's next item is scheme N. Stateless, as contexts go. */
+static bool enum_offset(const struct call *c, unsigned count, unsigned *at)
+{
+	char text[64];
+	char *end;
+	unsigned long v;
+
+	if (!node_text(child(c->input, NS_ENUM, "EnumerationContext"), text, sizeof(text)) ||
+	    strncmp(text, ENUM_CONTEXT, strlen(ENUM_CONTEXT)) != 0)
+		return false;
+	v = strtoul(text + strlen(ENUM_CONTEXT), &end, 10);
+	if (*end || end == text + strlen(ENUM_CONTEXT) || v > count)
+		return false;
+	*at = (unsigned)v;
+	return true;
+}
+
+static void enum_reply_start(struct reply *r, struct amtsim *m, const struct call *c,
+                             const char *response, xmlNodePtr *resp, xmlNsPtr *ns)
+{
+	char action[128];
+
+	r->status = MHD_HTTP_OK;
+	snprintf(action, sizeof(action), "%s/%s", NS_ENUM, response);
+	*resp = NULL;
+	if (!reply_start(r, m, c, enum_ns, false, c->resource, action))
+		return;
+	*ns = find_ns(xmlDocGetRootElement(r->doc), NS_ENUM);
+	*resp = xmlNewChild(r->body, *ns, xc(response), NULL);
+}
+
+static void enumerate_schemes(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	xmlNodePtr resp;
+	xmlNsPtr ns;
+
+	if (!is_element(c->input, NS_ENUM, "Enumerate")) {
+		fault_schema(r, m, c);
+		return;
+	}
+	enum_reply_start(r, m, c, "EnumerateResponse", &resp, &ns);
+	if (!resp || !add(resp, ns, "EnumerationContext", ENUM_CONTEXT "0"))
+		r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static bool add_scheme_item(xmlNodePtr items, xmlNsPtr g, unsigned i, const char *name)
+{
+	uint8_t guid[16];
+	char id[64], guid64[32];
+	xmlNodePtr item = xmlNewChild(items, g, xc("AMT_SystemPowerScheme"), NULL);
+
+	for (unsigned k = 0; k < sizeof(guid); k++)
+		guid[k] = (uint8_t)(0x5c + 7 * i + k);
+	EVP_EncodeBlock((unsigned char *)guid64, guid, sizeof(guid));
+	snprintf(id, sizeof(id), SCHEME_ID "%u", i);
+	return item && add(item, g, "ElementName", name) && add(item, g, "InstanceID", id) &&
+	       add(item, g, "SchemeGUID", guid64);
+}
+
+static void pull_schemes(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	char text[16], next[32];
+	unsigned at, max = 1, count;
+	xmlNodePtr resp, items;
+	xmlNsPtr ns;
+
+	pthread_mutex_lock(&m->lock);
+	count = m->p.power_scheme_count;
+	pthread_mutex_unlock(&m->lock);
+	if (!is_element(c->input, NS_ENUM, "Pull")) {
+		fault_schema(r, m, c);
+		return;
+	}
+	if (!enum_offset(c, count, &at)) {
+		fault(r, m, c, "a:Sender", "i:InvalidEnumerationContext",
+		      "The supplied enumeration context is invalid.");
+		return;
+	}
+	if (node_text(child(c->input, NS_ENUM, "MaxElements"), text, sizeof(text)))
+		max = (unsigned)strtoul(text, NULL, 10);
+	max = max == 0 ? 1 : max;
+	enum_reply_start(r, m, c, "PullResponse", &resp, &ns);
+	items = resp ? xmlNewChild(resp, ns, xc("Items"), NULL) : NULL;
+	if (!items)
+		goto fail;
+	pthread_mutex_lock(&m->lock);
+	for (; at < m->p.power_scheme_count && max > 0; at++, max--)
+		if (!add_scheme_item(items, r->g, at, m->p.power_schemes[at]))
+			break;
+	count = m->p.power_scheme_count;
+	pthread_mutex_unlock(&m->lock);
+	snprintf(next, sizeof(next), ENUM_CONTEXT "%u", at);
+	if (at < count ? !add(resp, ns, "EnumerationContext", next)
+	               : !add(resp, ns, "EndOfSequence", NULL))
+		goto fail;
+	return;
+fail:
+	r->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void call_set_power_scheme(struct reply *r, struct amtsim *m, const struct call *c)
+{
+	unsigned rv = PT_INVALID_PARAMETER;
+	char *end;
+	unsigned long i;
+
+	if (strncmp(c->instance, SCHEME_ID, strlen(SCHEME_ID)) != 0) {
+		fault_unreachable(r, m, c);
+		return;
+	}
+	i = strtoul(c->instance + strlen(SCHEME_ID), &end, 10);
+	pthread_mutex_lock(&m->lock);
+	if (!*end && end != c->instance + strlen(SCHEME_ID) && i < m->p.power_scheme_count) {
+		snprintf(m->p.power_policy, sizeof(m->p.power_policy), "%s",
+		         m->p.power_schemes[i]);
+		sim_machine_save(m);
+		rv = RV_SUCCESS;
+	}
+	pthread_mutex_unlock(&m->lock);
+	method_reply(r, m, c, rv);
+}
+
 /* ---- admin control mode ---- */
 
 static bool is_pre(const struct amtsim *m)
@@ -987,6 +1129,7 @@ static bool is_method(const struct call *c)
 	    {URI_SETUP_SVC, "SetMEBxPassword"},
 	    {URI_SETUP_SVC, "CommitChanges"},
 	    {URI_SETUP_SVC, "Unprovision"},
+	    {URI_POWER, "SetPowerScheme"},
 	};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
@@ -1020,7 +1163,7 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 	bool known = strcmp(c->resource, URI_GENERAL) == 0 || strcmp(c->resource, URI_HBS) == 0 ||
 	             strcmp(c->resource, URI_SETUP_SVC) == 0 ||
 	             strcmp(c->resource, URI_AUTH) == 0 || strcmp(c->resource, URI_OPT_IN) == 0 ||
-	             tls_data;
+	             strcmp(c->resource, URI_POWER) == 0 || tls_data;
 
 	if (!known) {
 		fault_unreachable(r, m, c);
@@ -1036,6 +1179,18 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 	}
 	if (is(c, URI_OPT_IN, "Put")) {
 		put_opt_in(r, m, c, who);
+		return;
+	}
+	if (strcmp(c->resource, URI_POWER) == 0 && who != WHO_ADMIN) {
+		fault_access(r, m, c);
+		return;
+	}
+	if (is(c, URI_POWER, "Enumerate")) {
+		enumerate_schemes(r, m, c);
+		return;
+	}
+	if (is(c, URI_POWER, "Pull")) {
+		pull_schemes(r, m, c);
 		return;
 	}
 	snprintf(input, sizeof(input), "%s_INPUT", c->method);
@@ -1061,6 +1216,8 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 		call_commit(r, m, c, who);
 	else if (is(c, URI_SETUP_SVC, "Unprovision"))
 		call_unprovision(r, m, c, who);
+	else if (is(c, URI_POWER, "SetPowerScheme"))
+		call_set_power_scheme(r, m, c);
 	else
 		fault_action(r, m, c);
 }

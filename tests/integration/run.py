@@ -7,6 +7,8 @@ agent is asked, and what must come out; this runner is generic, in the manner of
 Keys of a case:
   description   one line
   profile       name of a profile in tests/amtsim/profiles/
+  profile_patch {"amt": {"power_schemes": [...]}}: merged into the profile (objects key by key,
+                anything else replaced) for this case only
   faults        ["busy=2", ...] passed to amtsim as --fault (every step)
   lms           true: the emulator also serves WS-Man on a loopback port as LMS would;
                 {lms_port} names it. The agent takes that route only when the listener belongs
@@ -199,10 +201,21 @@ class Machine:
         with open(os.path.join(self.pki, "prov-pass.txt")) as f:
             return f.readline().strip()
 
+    def profile_path(self):
+        path = os.path.join(PROFILES, self.case["profile"] + ".json")
+        patch = self.case.get("profile_patch")
+        if patch is None:
+            return path
+        with open(path) as f:
+            profile = merge(json.load(f), patch)
+        path = os.path.join(self.tmp, "profile.json")
+        with open(path, "w") as f:
+            json.dump(profile, f)
+        return path
+
     def sim_command(self, stats_path, faults=()):
         c = self.case
-        cmd = [self.args.amtsim, "--profile", os.path.join(PROFILES, c["profile"] + ".json"),
-               "--stats", stats_path]
+        cmd = [self.args.amtsim, "--profile", self.profile_path(), "--stats", stats_path]
         cmd += ["--state", self.state_file]  # the machine carries over from run to run
         if c.get("tls"):
             cmd += ["--tls-cert", os.path.join(self.certs, "amt.pem"),
@@ -225,6 +238,16 @@ class Machine:
             sim.kill()
             fail(f"amtsim did not start: {line!r} {sim.stderr.read()}")
         return sim, sock
+
+
+def merge(base, patch):
+    """PATCH over BASE: objects merged key by key, anything else replaced."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return patch
+    out = dict(base)
+    for k, v in patch.items():
+        out[k] = merge(base.get(k), v)
+    return out
 
 
 def stop(sim):
