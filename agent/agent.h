@@ -55,3 +55,8 @@ int cmd_enlist(const struct agent_opts *o);
 
 /* What the operator should know once AMT is activated: CCM and user consent, ACM, power policy. */
 void advise_after_activation(const struct amt_state *st, const struct prov_credentials *c);
+
+/* --power-policy's outcome: in a JSON result J, and as a line for people (only when asked). */
+void power_policy_json(struct json_object *j, const struct amt_state *st,
+		       const struct prov_credentials *c);
+void print_power_policy(const struct amt_state *st, const struct prov_credentials *c);

@@ -52,6 +52,7 @@ enum {
 	OPT_MEBX_PASSWORD_FILE,
 	OPT_DNS_SUFFIX,
 	OPT_KEEP_USER_CONSENT,
+	OPT_POWER_POLICY,
 };
 
 struct option_help {
@@ -111,6 +112,8 @@ static const struct option_help options[] = {
 	 "AMT's DNS suffix, when MEBx holds none: checked against the certificate"},
 	{{"keep-user-consent", no_argument, NULL, OPT_KEEP_USER_CONSENT}, NULL,
 	 "with --acm, leave user consent required (it is switched off otherwise)"},
+	{{"power-policy", required_argument, NULL, OPT_POWER_POLICY}, "POLICY",
+	 "always-on: keep the ME on with the host off (S5); keep (default)"},
 	{{"amt-ca", required_argument, NULL, OPT_AMT_CA}, "FILE",
 	 "CA certificate(s) AMT's TLS certificate must chain to"},
 	{{"config", required_argument, NULL, OPT_CONFIG}, "FILE",
@@ -250,6 +253,13 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 		return 0;
 	case OPT_KEEP_USER_CONSENT:
 		o->activate.keep_user_consent = true;
+		return 0;
+	case OPT_POWER_POLICY:
+		if (strcmp(optarg, "always-on") != 0 && strcmp(optarg, "keep") != 0) {
+			log_error("--power-policy: '%s' is not always-on or keep", optarg);
+			return -1;
+		}
+		o->activate.power_always_on = strcmp(optarg, "always-on") == 0;
 		return 0;
 	case OPT_SERVER:
 		o->handoff.server_url = optarg;

@@ -26,11 +26,18 @@ void advise_after_activation(const struct amt_state *st, const struct prov_crede
 			 "source, so forcing a PXE boot remotely does not work; put network boot "
 			 "first in the BIOS boot order");
 	advise_admin_control(st, c);
+	if (c->power_policy && strcmp(c->power_policy, "set") == 0)
+		log_info("power policy is now \"%s\": the ME stays reachable with the host off",
+			 st->power_policy);
+	else if (c->power_policy && strcmp(c->power_policy, "failed") == 0)
+		log_error("--power-policy always-on: %s", c->power_note);
 	if (st->power_policy_read && !prov_power_policy_covers_s5(st->power_policy))
 		log_info("power policy \"%s\": the ME is off while the host is off (S5), so a "
-			 "power-on over the network fails; choose an always-on power package in "
-			 "the BIOS/MEBx",
-			 st->power_policy);
+			 "power-on over the network fails; %s",
+			 st->power_policy,
+			 c->power_policy ? "choose an always-on power package in the BIOS/MEBx"
+					 : "--power-policy always-on sets an always-on package, "
+					   "or choose one in the BIOS/MEBx");
 }
 
 void report_activation_failure(int prov_err, const struct prov_error *err,
@@ -51,6 +58,30 @@ void report_activation_failure(int prov_err, const struct prov_error *err,
 		log_error("  %s %s %s (%s)", amthi_hash_alg_name(h->algorithm), hex, h->name,
 			  h->is_active ? "active" : "inactive");
 	}
+}
+
+void power_policy_json(struct json_object *j, const struct amt_state *st,
+		       const struct prov_credentials *c)
+{
+	if (st->power_policy_read)
+		json_object_object_add(j, "power_policy",
+				       json_object_new_string(st->power_policy));
+	if (c->power_policy)
+		json_object_object_add(j, "power_policy_change",
+				       json_object_new_string(c->power_policy));
+	if (c->power_note[0])
+		json_object_object_add(j, "power_policy_note",
+				       json_object_new_string(c->power_note));
+}
+
+void print_power_policy(const struct amt_state *st, const struct prov_credentials *c)
+{
+	if (!c->power_policy)
+		return;
+	printf("power policy \"%s\" (%s)\n", st->power_policy_read ? st->power_policy : "unknown",
+	       strcmp(c->power_policy, "set") == 0       ? "set now"
+	       : strcmp(c->power_policy, "already") == 0 ? "already on in S5"
+							 : "not changed");
 }
 
 /* Admin control mode: the MEBx password is shown, like the admin password, only when asked. */
@@ -95,6 +126,7 @@ static void print_json(const struct agent_opts *o, const struct amt_state *st,
 	if (c->consent_note[0])
 		json_object_object_add(j, "user_consent_note",
 				       json_object_new_string(c->consent_note));
+	power_policy_json(j, st, c);
 	printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
 	json_object_put(j);
 }
@@ -120,6 +152,7 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 	if (c->user_consent)
 		printf("user consent %s%s%s\n", c->user_consent, c->consent_note[0] ? ": " : "",
 		       c->consent_note);
+	print_power_policy(st, c);
 }
 
 int cmd_activate(const struct agent_opts *o)

@@ -27,6 +27,7 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 		if (res->cred.user_consent)
 			json_object_object_add(j, "user_consent",
 					       json_object_new_string(res->cred.user_consent));
+		power_policy_json(j, st, &res->cred);
 		json_object_object_add(j, "power_address",
 				       json_object_new_string(res->power_address));
 		json_object_object_add(j, "address_source",
@@ -62,6 +63,7 @@ static void print_result(const struct agent_opts *o, const struct amt_state *st,
 	if (res->cred.user_consent)
 		printf("user consent %s%s%s\n", res->cred.user_consent,
 		       res->cred.consent_note[0] ? ": " : "", res->cred.consent_note);
+	print_power_policy(st, &res->cred);
 	for (int i = 0; i < PROV_TARGETS; i++)
 		if (res->target[i].requested && res->target[i].msg[0])
 			printf("%-11s %s: %s\n", target_names[i],

@@ -842,6 +842,8 @@ int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, st
 	else
 		r = activate_pre(s, o, st, uuid, &ops, out, err);
 done:
+	if (r == 0 && o->power_always_on)
+		power_policy_always_on(s, o, st, out);
 	acm_cert_free(cert);
 	OPENSSL_cleanse(&ops, sizeof(ops));
 	if (r != 0)

@@ -138,6 +138,12 @@ struct prov_credentials {
 	/* admin control mode: user consent "off" or "required"; NULL when not looked at */
 	const char *user_consent;
 	char consent_note[160]; /* why it stays required, "" otherwise; one line, no secret */
+	/*
+	 * --power-policy always-on: "already" (the ME stayed on in S5 before), "set" (an always-on
+	 * package was made current now) or "failed" (power_note says why); NULL when not asked.
+	 */
+	const char *power_policy;
+	char power_note[256];
 };
 
 /*
@@ -166,6 +172,8 @@ struct prov_activate_opts {
 	const char *mebx_password_file; /* the operator's MEBx password, or NULL to generate one */
 	const char *dns_suffix;         /* AMT's DNS suffix as the operator knows it, or NULL */
 	bool keep_user_consent;         /* leave user consent required */
+
+	bool power_always_on; /* --power-policy always-on: see prov_credentials.power_policy */
 };
 
 void prov_activate_opts_default(struct prov_activate_opts *o);
@@ -184,6 +192,10 @@ void prov_activate_opts_default(struct prov_activate_opts *o);
  * signed nonce (StartConfigurationHBased and mutual TLS on firmware that enforces TLS locally;
  * StopConfiguration on any failure), or UpgradeClientToAdmin from client control mode with a
  * password we hold; then user consent is switched off unless o->keep_user_consent.
+ *
+ * With o->power_always_on, once AMT holds our password: an always-on power package when the
+ * current one turns the ME off in S5 (out->power_policy says how it went; it never fails the
+ * activation).
  */
 int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
 		  struct prov_credentials *out, struct prov_error *err);

@@ -37,6 +37,15 @@ void session_forget_state_independence(struct prov_session *s);
 int session_network_tls(struct prov_session *s, const struct prov_activate_opts *o,
 			const struct prov_credentials *cred, bool *enabled, struct prov_error *err);
 
+/*
+ * --power-policy always-on, once AMT is activated with CRED: when the current power package
+ * turns the ME off in S5, make an always-on one current (AMT_SystemPowerScheme.SetPowerScheme)
+ * and re-read the policy into ST. Never fails the activation: the outcome is
+ * cred->power_policy ("already", "set" or "failed", with cred->power_note saying why).
+ */
+void power_policy_always_on(struct prov_session *s, const struct prov_activate_opts *o,
+			    struct amt_state *st, struct prov_credentials *cred);
+
 /* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals. */
 long prov_now_ms(void);
 void prov_sleep_ms(long ms);
