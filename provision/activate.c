@@ -32,6 +32,7 @@ void prov_activate_opts_default(struct prov_activate_opts *o)
 		.state_dir = DEFAULT_STATE_DIR,
 		.settle_ms = 60000,
 		.confirm_ms = 30000,
+		.lock_wait_ms = 180000,
 	};
 }
 
@@ -790,16 +791,38 @@ static int enable_amt(struct prov_session *s, const struct prov_activate_opts *o
 	return 0; /* enabled, no DHCP lease yet: activation does not need one */
 }
 
+/*
+ * One activation at a time per state directory: a second run waits for the first, then finds
+ * AMT activated with the saved password. A directory that cannot be made or locked does not
+ * stop the run (make_durable decides whether a password can be kept there).
+ */
+static int lock_state_dir(const struct prov_activate_opts *o, int *fd, struct prov_error *err)
+{
+	char why[256];
+
+	*fd = -1;
+	if (state_dir_prepare(o->state_dir, why, sizeof(why)) != 0 ||
+	    state_lock(o->state_dir, o->lock_wait_ms, fd, why, sizeof(why)) != 1)
+		return 0;
+	return prov_fail(err, PROV_E_REFUSED, 0,
+			 "another amt-enlist is working on this machine: %s/%s stayed locked for "
+			 "%d s; AMT is left untouched by this run",
+			 o->state_dir, STATE_LOCK_NAME, o->lock_wait_ms / 1000);
+}
+
 int prov_activate(struct prov_session *s, const struct prov_activate_opts *o, struct amt_state *st,
 		  struct prov_credentials *out, struct prov_error *err)
 {
 	struct operator_secrets ops = {0};
 	struct acm_cert *cert = NULL;
 	char uuid[37];
+	int lock = -1;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = read_operator_secrets(o, &ops, err);
+	r = lock_state_dir(o, &lock, err);
+	if (r == 0)
+		r = read_operator_secrets(o, &ops, err);
 	if (r == 0 && o->acm)
 		r = acm_cert_load(o, &cert, err);
 	if (r == 0)
@@ -846,6 +869,7 @@ done:
 		power_policy_always_on(s, o, st, out);
 	acm_cert_free(cert);
 	OPENSSL_cleanse(&ops, sizeof(ops));
+	state_unlock(lock);
 	if (r != 0)
 		prov_credentials_wipe(out);
 	return r;
@@ -855,22 +879,22 @@ int prov_deactivate(struct prov_session *s, const struct prov_activate_opts *o,
 		    struct amt_state *st, struct prov_error *err)
 {
 	char uuid[37], why[256];
-	int r = prov_discover(s, st, err);
+	int lock, r = lock_state_dir(o, &lock, err);
 
-	if (r != 0)
-		return r;
-	if (st->control_mode == AMTHI_CONTROL_ACM)
-		return prov_fail(err, PROV_E_REFUSED, 0,
-				 "AMT is in admin control mode: amt-enlist unprovisions only client "
-				 "control mode locally; use a management console with AMT's admin "
-				 "password");
+	if (r == 0)
+		r = prov_discover(s, st, err);
+	if (r == 0 && st->control_mode == AMTHI_CONTROL_ACM)
+		r = prov_fail(err, PROV_E_REFUSED, 0,
+			      "AMT is in admin control mode: amt-enlist unprovisions only client "
+			      "control mode locally; use a management console with AMT's admin "
+			      "password");
 	amthi_uuid_format(st->uuid, uuid);
-	if (st->control_mode == AMTHI_CONTROL_CCM) {
+	if (r == 0 && st->control_mode == AMTHI_CONTROL_CCM)
 		r = unprovision_ccm(s, o, err);
-		if (r != 0)
-			return r;
-	}
-	if (state_remove(o->state_dir, uuid, why, sizeof(why)) != 0)
-		return prov_fail(err, PROV_E_INTERNAL, 0, "%s", why);
-	return prov_discover(s, st, err);
+	if (r == 0 && state_remove(o->state_dir, uuid, why, sizeof(why)) != 0)
+		r = prov_fail(err, PROV_E_INTERNAL, 0, "%s", why);
+	if (r == 0)
+		r = prov_discover(s, st, err);
+	state_unlock(lock);
+	return r;
 }

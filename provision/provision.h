@@ -160,6 +160,7 @@ struct prov_activate_opts {
 	bool reprovision;          /* reset client control mode whose password we do not hold */
 	int settle_ms;             /* bound for AMT to settle after unprovisioning */
 	int confirm_ms;            /* bound to see CCM and "post" after Setup */
+	int lock_wait_ms;          /* bound to wait for another run holding the state directory */
 	const char *amt_ca_file;   /* TLS to AMT: the CA its certificate must chain to, or NULL */
 	prov_write_ahead_fn write_ahead;
 	void *write_ahead_ctx;

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "state.h"
+#include "session.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -59,6 +62,44 @@ int state_dir_prepare(const char *dir, char *why, size_t why_cap)
 		return -1;
 	}
 	return 0;
+}
+
+int state_lock(const char *dir, int wait_ms, int *fd, char *why, size_t why_cap)
+{
+	char path[PATH_MAX];
+	long deadline = prov_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+	int lfd;
+
+	*fd = -1;
+	if (snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOCK_NAME) >= (int)sizeof(path)) {
+		say(why, why_cap, "cannot lock state directory", dir, ENAMETOOLONG);
+		return -1;
+	}
+	lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lfd < 0) {
+		say(why, why_cap, "cannot open", path, errno);
+		return -1;
+	}
+	while (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			say(why, why_cap, "cannot lock", path, errno);
+			close(lfd);
+			return -1;
+		}
+		if (prov_now_ms() >= deadline) {
+			close(lfd);
+			return 1;
+		}
+		prov_sleep_ms(50);
+	}
+	*fd = lfd;
+	return 0;
+}
+
+void state_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* the lock goes with the last descriptor */
 }
 
 bool state_dir_is_persistent(const char *dir)

@@ -21,6 +21,16 @@ struct state_record {
 /* Create DIR (mode 0700) if needed. 0, or -1 with WHY. */
 int state_dir_prepare(const char *dir, char *why, size_t why_cap);
 
+/*
+ * One run at a time per state directory (a cloud-init runcmd and the systemd unit may start
+ * together): an exclusive flock on DIR/.lock, waited for up to WAIT_MS. 0 with *FD held (give
+ * it to state_unlock); 1 when another process held it all that time; -1 with WHY when the lock
+ * file cannot be opened.
+ */
+#define STATE_LOCK_NAME ".lock"
+int state_lock(const char *dir, int wait_ms, int *fd, char *why, size_t why_cap);
+void state_unlock(int fd);
+
 /* False for tmpfs, ramfs and overlays (what live roots put over a tmpfs): gone after a reboot. */
 bool state_dir_is_persistent(const char *dir);
 

@@ -239,6 +239,31 @@ static void test_prepare_creates_private_directory(void **state)
 	assert_int_equal(state_dir_prepare("/proc/version", why, sizeof(why)), -1);
 }
 
+static void test_lock_is_exclusive(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], why[256] = "";
+	struct stat st;
+	int a = -1, b = -1;
+
+	assert_int_equal(state_lock(f->dir, 0, &a, why, sizeof(why)), 0);
+	assert_true(a >= 0);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STATE_LOCK_NAME);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* a second holder (another open file, as another process would have) waits, then gives up */
+	assert_int_equal(state_lock(f->dir, 150, &b, why, sizeof(why)), 1);
+	assert_int_equal(b, -1);
+	state_unlock(a);
+	assert_int_equal(state_lock(f->dir, 0, &b, why, sizeof(why)), 0);
+	state_unlock(b);
+	/* the lock is no record: the directory holds none */
+	assert_int_equal(count_entries(f->dir), 0);
+	assert_int_equal(state_lock("/nonexistent/dir", 0, &a, why, sizeof(why)), -1);
+	assert_int_equal(a, -1);
+	assert_non_null(strstr(why, "/nonexistent/dir/.lock"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_tmpfs_is_not_persistent),
 		cmocka_unit_test_setup_teardown(test_prepare_creates_private_directory, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_lock_is_exclusive, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

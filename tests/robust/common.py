@@ -134,11 +134,12 @@ class Env:
         return out
 
     def state_dir_leftovers(self):
-        """Files in the state directory that are not records (temporary files left behind)."""
+        """Files in the state directory that are not records or its lock (temporary files left
+        behind)."""
         state = os.path.join(self.tmp, "state")
         if not os.path.isdir(state):
             return []
-        return [n for n in os.listdir(state) if not n.endswith(".json")]
+        return [n for n in os.listdir(state) if not n.endswith(".json") and n != ".lock"]
 
     def record(self):
         return self.srv.control("/_record") if self.srv else {}
