@@ -536,26 +536,35 @@ static int unprovision_ccm(struct prov_session *s, const struct prov_activate_op
  * persistent storage, or a write-ahead target that accepted them, or the operator's own files.
  */
 static int make_durable(const struct prov_activate_opts *o, const struct amt_state *st,
-			const char *uuid, const char *status, bool operator_supplied,
+			const char *uuid, const char *status, bool admin_supplied, bool mebx_supplied,
 			struct prov_credentials *out, struct prov_error *err)
 {
 	char why[256];
 	int r = save_record(o, uuid, out, status, why, sizeof(why));
-	bool durable = operator_supplied || (r == 0 && state_dir_is_persistent(o->state_dir));
+	bool kept = r == 0 && state_dir_is_persistent(o->state_dir);
+	const char *where = r == 0 ? "is erased by a reboot (tmpfs)" : "cannot be written";
 
+	/* MAAS's power parameters have no place for a MEBx password: only --server carries it. */
+	if (out->mebx_password[0] && !mebx_supplied && !kept &&
+	    !(o->write_ahead && o->write_ahead_keeps_mebx))
+		return prov_fail(err, PROV_E_NOT_DURABLE, 0,
+				 "refusing to activate: the new MEBx password would live only in %s, "
+				 "which %s, and MAAS's power parameters have no place for it; name "
+				 "--server (its document carries it), a --state-dir on persistent "
+				 "storage, or a --mebx-password-file",
+				 o->state_dir, where);
 	if (o->write_ahead) {
 		r = o->write_ahead(o->write_ahead_ctx, st, out, err);
 		if (r != 0)
 			return r;
-		durable = true;
+		kept = true;
 	}
-	if (!durable)
+	if (!kept && !admin_supplied)
 		return prov_fail(err, PROV_E_NOT_DURABLE, 0,
 				 "refusing to activate: the new password%s would live only in %s, "
 				 "which %s; name a hand-off target (--server, --maas), a --state-dir "
 				 "on persistent storage, or a --password-file%s",
-				 o->acm ? "s" : "", o->state_dir,
-				 r == 0 ? "is erased by a reboot (tmpfs)" : "cannot be written",
+				 o->acm ? "s" : "", o->state_dir, where,
 				 o->acm ? " and a --mebx-password-file" : "");
 	return 0;
 }
@@ -610,8 +619,8 @@ static int choose_password(const struct prov_activate_opts *o, const struct amt_
 		state_record_wipe(&rec);
 	if (r != 0)
 		return r;
-	return make_durable(o, st, uuid, "pending",
-			    ops->admin[0] && (!o->acm || ops->mebx[0]), out, err);
+	return make_durable(o, st, uuid, "pending", ops->admin[0] != '\0', ops->mebx[0] != '\0',
+			    out, err);
 }
 
 /*
@@ -729,7 +738,7 @@ static int upgrade_to_acm(struct prov_session *s, const struct prov_activate_opt
 	if (r == 0 && (ops->mebx[0] || !out->mebx_password[0]))
 		r = choose_mebx(ops, NULL, out, err);
 	if (r == 0)
-		r = make_durable(o, st, uuid, "activated", ops->mebx[0] != '\0', out, err);
+		r = make_durable(o, st, uuid, "activated", true, ops->mebx[0] != '\0', out, err);
 	if (r != 0)
 		return r;
 	r = acm_upgrade(s, o, cert, out, err);

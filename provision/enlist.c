@@ -283,6 +283,7 @@ int prov_enlist(struct prov_session *s, const struct prov_activate_opts *ao,
 	if (ho->server_url || ho->maas) {
 		a.write_ahead = write_ahead;
 		a.write_ahead_ctx = &ctx;
+		a.write_ahead_keeps_mebx = ho->server_url != NULL; /* a MAAS signal cannot */
 	}
 
 	r = prov_activate(s, &a, st, &res->cred, err);

@@ -164,6 +164,7 @@ struct prov_activate_opts {
 	const char *amt_ca_file;   /* TLS to AMT: the CA its certificate must chain to, or NULL */
 	prov_write_ahead_fn write_ahead;
 	void *write_ahead_ctx;
+	bool write_ahead_keeps_mebx; /* the hook's targets also keep the MEBx password */
 
 	/* admin control mode */
 	bool acm;
