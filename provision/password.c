@@ -62,10 +62,11 @@ static bool has_every_class(const char *pw, size_t len)
 int password_read_line(const char *path, char *out, size_t cap)
 {
 	size_t got = 0;
-	int e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	int e = 0, fd;
 
 	if (cap == 0)
 		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	while (got + 1 < cap) {
