@@ -618,7 +618,7 @@ static void set_err(struct apf_session *s, const char *fmt, ...)
 
 	pthread_mutex_lock(&s->lock);
 	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	(void)vsnprintf(s->err, sizeof(s->err), fmt, ap); /* a cut message is still the error */
 	va_end(ap);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1758,7 +1758,8 @@ void apf_bridge_stop(struct apf_session *s)
 	(void)unlink(s->bridge_path);
 	n = write(s->wake_fd, &v, sizeof(v)); /* cannot fail on an eventfd */
 	pthread_join(s->bridge, NULL);
-	n = read(s->wake_fd, &v, sizeof(v)); /* ready for the next bridge */
+	if (n == (ssize_t)sizeof(v))
+		n = read(s->wake_fd, &v, sizeof(v)); /* drained: ready for the next bridge */
 	(void)n;
 	close(s->listen_fd);
 	s->listen_fd = -1;

@@ -29,7 +29,7 @@ int prov_fail(struct prov_error *err, int code, int mei, const char *fmt, ...)
 	err->code = code;
 	err->mei = mei;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap); /* a cut message is still the error */
 	va_end(ap);
 	return code;
 }
@@ -226,6 +226,7 @@ int session_amthi(struct prov_session *s, struct mei_dev **dev, struct prov_erro
 	struct mei_opts m;
 	int r;
 
+	*dev = NULL;
 	if (!s->amthi) {
 		mei_opts_from(&s->opts, &m);
 		r = mei_open(s->opts.device, MEI_GUID_AMTHI, &m, &s->amthi);

@@ -39,15 +39,37 @@ static const char *device = "/dev/mei0";
 static int timeout_ms = 5000;
 static int watchdog_state = -1;
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", hex digits in either case */
 static int parse_guid(const char *s, uint8_t out[16])
 {
-	unsigned v[16];
+	uint8_t v[16];
+	size_t n = 0;
 
-	if (strlen(s) != 36 ||
-	    sscanf(s, "%2x%2x%2x%2x-%2x%2x-%2x%2x-%2x%2x-%2x%2x%2x%2x%2x%2x", &v[0], &v[1], &v[2],
-		   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13],
-		   &v[14], &v[15]) != 16)
+	if (strlen(s) != 36)
 		return -1;
+	for (size_t i = 0; i < 36;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i++] != '-')
+				return -1;
+			continue;
+		}
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		v[n++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
 	/* wire order: the first three fields little-endian */
 	static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
 	for (int i = 0; i < 16; i++)
@@ -121,7 +143,7 @@ static uint32_t le32(const uint8_t *p)
 static bool wait_enabled(void)
 {
 	char last[64] = "";
-	struct timespec nap = {0, 20 * 1000 * 1000};
+	struct timespec nap = {0, 20L * 1000 * 1000};
 
 	for (int i = 0; i < 500; i++) {
 		char buf[64] = "";
@@ -135,7 +157,7 @@ static bool wait_enabled(void)
 		buf[n > 0 ? n : 0] = '\0';
 		if (strcmp(buf, last) != 0) {
 			printf("dev_state: %s\n", buf);
-			fflush(stdout);
+			(void)fflush(stdout);
 			snprintf(last, sizeof(last), "%s", buf);
 		}
 		if (strcmp(buf, "ENABLED") == 0)
@@ -191,6 +213,55 @@ static bool watchdog_finish(int fd)
 	return true;
 }
 
+/*
+ * Read one reply of at most MAX_LEN bytes into MSG, CAP bytes per read(); GOT and PARTS say how
+ * many bytes and reads. False (after saying why) when a read fails, the reply is too long or
+ * too short, or the fd still polls readable after it.
+ */
+static bool read_reply(int fd, uint8_t *msg, size_t max_len, size_t cap, size_t *got, int *parts)
+{
+	uint8_t *part = malloc(cap ? cap : 1);
+	bool ok = false;
+
+	if (!part)
+		return false;
+	for (;;) {
+		ssize_t n = read(fd, part, cap);
+		if (n < 0) {
+			fprintf(stderr, "read: %s (%s)\n", strerror(errno), errname(errno));
+			goto out;
+		}
+		if (n == 0) {
+			fprintf(stderr, "read returned 0\n");
+			goto out;
+		}
+		if (*got + (size_t)n > max_len) {
+			fprintf(stderr, "reply longer than max_msg_length\n");
+			goto out;
+		}
+		memcpy(msg + *got, part, (size_t)n);
+		*got += (size_t)n;
+		(*parts)++;
+		if ((size_t)n < cap || *got >= 12 + (size_t)le32(msg + 8))
+			break;
+		/* a full buffer: the rest (if any) must be pollable right away */
+		if (wait_in(fd, 0) != 1)
+			break;
+	}
+	if (wait_in(fd, 0) != 0) {
+		fprintf(stderr, "fd still polls readable after the whole reply was read\n");
+		goto out;
+	}
+	if (*got < 16) {
+		fprintf(stderr, "reply of %zu bytes is too short\n", *got);
+		goto out;
+	}
+	ok = true;
+out:
+	free(part);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	const char *guid = AMTHI_GUID;
@@ -200,7 +271,7 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool v = i + 1 < argc; /* a value follows */
 		if (!strcmp(a, "--device") && v)
 			device = argv[++i];
 		else if (!strcmp(a, "--guid") && v)
@@ -210,7 +281,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--bufsize") && v)
 			bufsize = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(a, "--timeout") && v)
-			timeout_ms = atoi(argv[++i]);
+			timeout_ms = (int)strtol(argv[++i], NULL, 10);
 		else if (!strcmp(a, "--expect-timeout"))
 			expect_timeout = true;
 		else if (!strcmp(a, "--expect-reset"))
@@ -332,40 +403,10 @@ int main(int argc, char **argv)
 	/* read the reply, in parts when the buffer is smaller than it */
 	size_t cap = bufsize ? bufsize : max_len;
 	uint8_t *msg = malloc(max_len + 1);
-	uint8_t *part = malloc(cap ? cap : 1);
 	size_t got = 0;
 	int parts = 0;
-	if (!msg || !part)
-		return 1;
-	for (;;) {
-		ssize_t n = read(fd, part, cap);
-		if (n < 0) {
-			fprintf(stderr, "read: %s (%s)\n", strerror(errno), errname(errno));
-			return 1;
-		}
-		if (n == 0) {
-			fprintf(stderr, "read returned 0\n");
-			return 1;
-		}
-		if (got + (size_t)n > max_len) {
-			fprintf(stderr, "reply longer than max_msg_length\n");
-			return 1;
-		}
-		memcpy(msg + got, part, (size_t)n);
-		got += (size_t)n;
-		parts++;
-		if ((size_t)n < cap || got >= 12 + (size_t)le32(msg + 8))
-			break;
-		/* a full buffer: the rest (if any) must be pollable right away */
-		if (wait_in(fd, 0) != 1)
-			break;
-	}
-	if (wait_in(fd, 0) != 0) {
-		fprintf(stderr, "fd still polls readable after the whole reply was read\n");
-		return 1;
-	}
-	if (got < 16) {
-		fprintf(stderr, "reply of %zu bytes is too short\n", got);
+	if (!msg || !read_reply(fd, msg, max_len, cap, &got, &parts)) {
+		free(msg);
 		return 1;
 	}
 	uint32_t cmd = le32(msg + 4), len = le32(msg + 8), status = le32(msg + 12);
@@ -381,7 +422,6 @@ int main(int argc, char **argv)
 	if (wd >= 0 && !watchdog_finish(wd))
 		ok = false;
 	free(msg);
-	free(part);
 	if (wd >= 0)
 		close(wd);
 	close(fd);

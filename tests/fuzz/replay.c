@@ -18,7 +18,7 @@
 #include "fuzz.h"
 
 /* Replay inputs are small; a file this large is not one of ours. */
-#define INPUT_MAX (16u * 1024 * 1024)
+#define INPUT_MAX ((size_t)16 * 1024 * 1024)
 
 static bool verbose;
 
@@ -35,12 +35,12 @@ static int run_file(const char *path)
 	buf = fuzz_alloc(INPUT_MAX);
 	len = fread(buf, 1, INPUT_MAX, f);
 	if (ferror(f) || !feof(f)) {
-		fprintf(stderr, "%s: unreadable or larger than %u bytes\n", path, INPUT_MAX);
-		fclose(f);
+		fprintf(stderr, "%s: unreadable or larger than %zu bytes\n", path, INPUT_MAX);
+		(void)fclose(f);
 		free(buf);
 		return -1;
 	}
-	fclose(f);
+	(void)fclose(f);
 	exact = fuzz_dup(buf, len);
 	free(buf);
 	/* named before it runs: after a crash, the last line names the input */
@@ -83,7 +83,8 @@ static int run_dir(const char *dir, unsigned *count)
 			abort();
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), compare_names);
+	if (n > 0) /* names is NULL when there are none */
+		qsort(names, n, sizeof(*names), compare_names);
 	for (size_t i = 0; i < n; i++) {
 		char path[4096];
 		struct stat st;
