@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "../tests/fixture.h"
 #include "acm.h"
 
 #ifndef PROVISIONING_CERT_SCRIPT
@@ -42,7 +43,7 @@ static char *password_of(const char *sub)
 	f = fopen(p, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(pw, sizeof(pw), f));
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 	pw[strcspn(pw, "\n")] = '\0';
 	return pw;
 }
@@ -70,7 +71,7 @@ static void root_digest(const char *sub, const EVP_MD *md, uint8_t *out)
 	f = fopen(p, "r");
 	assert_non_null(f);
 	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 	assert_non_null(x);
 	assert_int_equal(X509_digest(x, md, out, &n), 1);
 	X509_free(x);
@@ -126,8 +127,8 @@ static void test_load_refusals(void **state)
 	path("pki", "wrong-pass.txt", wrong, sizeof(wrong));
 	f = fopen(wrong, "w");
 	assert_non_null(f);
-	fputs("Not-The-Pass-9\n", f);
-	fclose(f);
+	assert_int_not_equal(fputs("Not-The-Pass-9\n", f), EOF);
+	assert_int_equal(fclose(f), 0);
 	o.provisioning_cert_password_file = wrong;
 	expect_refusal(&o, "wrong password", "Not-The-Pass-9");
 	/* no password at all */
@@ -229,41 +230,33 @@ static void test_check_root_and_domain(void **state)
 	acm_cert_free(c);
 }
 
-static int run(const char *cmd)
-{
-	return system(cmd) == 0 ? 0 : -1;
-}
-
 static int make_material(void **state)
 {
-	char cmd[2048];
+	/* the script and the directory are the shell's $1 and $2, never part of its code */
+	static const char script[] =
+	    "set -e; s=\"$1\"; d=\"$2\"; sh \"$s\" \"$d/pki\"; sh \"$s\" --no-intermediate "
+	    "\"$d/direct\"; sh \"$s\" --plain-leaf \"$d/plain\"; sh \"$s\" \"$d/nochain\"; "
+	    "openssl pkcs12 -export -inkey \"$d/nochain/prov-leaf.key\" -in "
+	    "\"$d/nochain/prov-leaf.pem\" -passout \"file:$d/nochain/prov-pass.txt\" "
+	    "-out \"$d/nochain/prov.pfx\"; mkdir -m 700 \"$d/ec\"; "
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	    "-days 1 -subj '/OU=Intel(R) Client Setup Certificate/CN=amt.example.test' "
+	    "-addext extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3 "
+	    "-keyout \"$d/ec/k.pem\" -out \"$d/ec/c.pem\" 2>/dev/null; echo pw > "
+	    "\"$d/ec/prov-pass.txt\"; openssl pkcs12 -export -inkey \"$d/ec/k.pem\" -in "
+	    "\"$d/ec/c.pem\" -passout \"file:$d/ec/prov-pass.txt\" -out \"$d/ec/prov.pfx\"";
+	const char *const argv[] = {"sh", "-c", script, "sh", PROVISIONING_CERT_SCRIPT, dir, NULL};
 
 	(void)state;
 	if (!mkdtemp(dir))
 		return -1;
-	snprintf(cmd, sizeof(cmd),
-	         "set -e; s='%s'; d='%s'; sh \"$s\" \"$d/pki\"; sh \"$s\" --no-intermediate "
-	         "\"$d/direct\"; sh \"$s\" --plain-leaf \"$d/plain\"; sh \"$s\" \"$d/nochain\"; "
-	         "openssl pkcs12 -export -inkey \"$d/nochain/prov-leaf.key\" -in "
-	         "\"$d/nochain/prov-leaf.pem\" -passout \"file:$d/nochain/prov-pass.txt\" "
-	         "-out \"$d/nochain/prov.pfx\"; mkdir -m 700 \"$d/ec\"; "
-	         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-	         "-days 1 -subj '/OU=Intel(R) Client Setup Certificate/CN=amt.example.test' "
-	         "-addext extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3 "
-	         "-keyout \"$d/ec/k.pem\" -out \"$d/ec/c.pem\" 2>/dev/null; echo pw > "
-	         "\"$d/ec/prov-pass.txt\"; openssl pkcs12 -export -inkey \"$d/ec/k.pem\" -in "
-	         "\"$d/ec/c.pem\" -passout \"file:$d/ec/prov-pass.txt\" -out \"$d/ec/prov.pfx\"",
-	         PROVISIONING_CERT_SCRIPT, dir);
-	return run(cmd);
+	return fixture_run(argv);
 }
 
 static int remove_material(void **state)
 {
-	char cmd[512];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return run(cmd);
+	return fixture_remove_tree(dir);
 }
 
 int main(void)

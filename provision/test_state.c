@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tests/fixture.h"
 #include "state.h"
 
 #define UUID "88c2d5cc-6ad9-11e9-8b77-8c0f6f72d7a9"
@@ -33,10 +34,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(fixture_remove_tree(f->dir), 0);
 	free(f);
 	return 0;
 }
@@ -113,7 +112,7 @@ static void test_mebx_password_round_trips(void **state)
 	assert_non_null(fp);
 	n = fread(text, 1, sizeof(text) - 1, fp);
 	text[n] = '\0';
-	fclose(fp);
+	assert_int_equal(fclose(fp), 0);
 	assert_null(strstr(text, "mebx_password"));
 	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), 0);
 	assert_string_equal(out.mebx_password, "");
@@ -121,10 +120,12 @@ static void test_mebx_password_round_trips(void **state)
 	/* one that is not a string (or too long) makes the record malformed */
 	fp = fopen(path, "w");
 	assert_non_null(fp);
-	fputs("{\"uuid\": \"" UUID "\", \"user\": \"admin\", \"password\": \"Secret!9aA\", "
-	      "\"mebx_password\": 7, \"status\": \"activated\"}",
-	      fp);
-	fclose(fp);
+	assert_int_not_equal(fputs("{\"uuid\": \"" UUID "\", \"user\": \"admin\", "
+	                           "\"password\": \"Secret!9aA\", \"mebx_password\": 7, "
+	                           "\"status\": \"activated\"}",
+	                           fp),
+	                     EOF);
+	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), -1);
 	assert_string_equal(out.password, "");
 	assert_string_equal(out.mebx_password, "");
@@ -142,11 +143,11 @@ static void test_temp_file_of_a_killed_writer_is_removed(void **state)
 	snprintf(other, sizeof(other), "%s/unrelated.tmp.4194304", f->dir);
 	fp = fopen(stale, "w");
 	assert_non_null(fp);
-	fputs("{\"password\": \"Left8!behind\"}", fp);
-	fclose(fp);
+	assert_int_not_equal(fputs("{\"password\": \"Left8!behind\"}", fp), EOF);
+	assert_int_equal(fclose(fp), 0);
 	fp = fopen(other, "w");
 	assert_non_null(fp);
-	fclose(fp);
+	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(state_save(f->dir, &in, why, sizeof(why)), 0);
 	assert_int_equal(access(stale, F_OK), -1);
 	assert_int_equal(access(other, F_OK), 0);
@@ -173,8 +174,9 @@ static void test_malformed_file_is_refused_without_leaking(void **state)
 	snprintf(path, sizeof(path), "%s/%s.json", f->dir, UUID);
 	fp = fopen(path, "w");
 	assert_non_null(fp);
-	fputs("{\"uuid\": \"" UUID "\", \"password\": \"Secret!9aA\"", fp);
-	fclose(fp);
+	assert_int_not_equal(fputs("{\"uuid\": \"" UUID "\", \"password\": \"Secret!9aA\"", fp),
+	                     EOF);
+	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(state_load(f->dir, UUID, &out, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "malformed"));
 	assert_null(strstr(why, "Secret"));

@@ -26,6 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "../fixture.h"
 #include "amtsim.h"
 #include "mei.h"
 #include "password.h"
@@ -44,6 +45,7 @@
 #define ADMIN_PW "Adm1n!Pass.word"
 
 static char dir[] = "/tmp/amtsim-acm-XXXXXX";
+static unsigned unique; /* names of sockets and state files in DIR */
 
 /* ---- material made by the scripts ---- */
 
@@ -62,7 +64,7 @@ static X509 *pem_cert(const char *sub, const char *name)
 	f = fopen(path, "r");
 	assert_non_null(f);
 	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 	assert_non_null(x);
 	return x;
 }
@@ -77,7 +79,7 @@ static EVP_PKEY *pem_key(const char *sub, const char *name)
 	f = fopen(path, "r");
 	assert_non_null(f);
 	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 	assert_non_null(k);
 	return k;
 }
@@ -141,7 +143,7 @@ static void host_start(struct host *h, const char *profile, const char *trust,
 		if (amtsim_set_tls(h->m, path, key, err, sizeof(err)) < 0)
 			fail_msg("%s", err);
 	}
-	snprintf(sock, sizeof(sock), "%s/mei-%d.sock", dir, rand());
+	snprintf(sock, sizeof(sock), "%s/mei-%u.sock", dir, ++unique);
 	assert_int_equal(amtsim_unix_server_start(h->m, sock, NULL, &h->srv), 0);
 	snprintf(h->device, sizeof(h->device), "unix:%s", sock);
 }
@@ -389,7 +391,7 @@ static void test_admin_setup_signature_and_nonces(void **state)
 
 		amtsim_get_machine(h.m, &mach);
 		assert_int_equal(EVP_Digest("Mebx-Pass.42", 12, md, &n, EVP_sha256(), NULL), 1);
-		for (unsigned i = 0; i < 32; i++)
+		for (size_t i = 0; i < 32; i++)
 			snprintf(hex + 2 * i, 3, "%02x", md[i]);
 		assert_string_equal(mach.mebx_sha256, hex);
 		assert_int_equal(mach.opt_in_required, 0xFFFFFFFFu);
@@ -498,6 +500,7 @@ static void test_hbased_mutual_tls(void **state)
 	xmlDocPtr doc = NULL;
 	X509 *amt;
 	uint8_t amt_hash[32], digest[16];
+	size_t digest_len = 0;
 	unsigned int n;
 	char realm[128], a1[33], digest_b64[32];
 
@@ -550,12 +553,8 @@ static void test_hbased_mutual_tls(void **state)
 	assert_int_equal(admin_setup(c, realm, "AAAA", "AAAA"), 2);
 	/* CommitChanges wants the admin and the MEBx password first */
 	assert_int_equal(password_digest_a1("admin", realm, ADMIN_PW, a1), 0);
-	for (int i = 0; i < 16; i++) {
-		unsigned v;
-
-		sscanf(a1 + 2 * i, "%2x", &v);
-		digest[i] = (uint8_t)v;
-	}
+	assert_int_equal(OPENSSL_hexstr2buf_ex(digest, sizeof(digest), &digest_len, a1, '\0'), 1);
+	assert_int_equal(digest_len, sizeof(digest));
 	b64(digest, 16, digest_b64);
 	{
 		const struct wsman_param acl[] = {{"Username", "admin"},
@@ -602,7 +601,7 @@ static void test_start_and_stop_configuration(void **state)
 
 	/* StopConfiguration takes AMT back from "in"; what was set meanwhile is forgotten */
 	host_start(&h, "amt19-tls", "pki", NULL);
-	snprintf(path, sizeof(path), "%s/state-%d.json", dir, rand());
+	snprintf(path, sizeof(path), "%s/state-%u.json", dir, ++unique);
 	{
 		char err[256];
 
@@ -735,15 +734,24 @@ static int make_material(void **state)
 	    {"make-provisioning-cert.sh", "", "pki2"},
 	    {"make-provisioning-cert.sh", "--plain-leaf", "plain"},
 	};
-	char cmd[1024];
+	char script[512], out[512];
 
 	(void)state;
 	if (!mkdtemp(dir))
 		return -1;
 	for (size_t i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++) {
-		snprintf(cmd, sizeof(cmd), "sh '%s/%s' %s '%s/%s'", AMTSIM_SCRIPTS_DIR,
-		         scripts[i][0], scripts[i][1], dir, scripts[i][2]);
-		if (system(cmd) != 0)
+		const char *argv[5];
+		size_t n = 0;
+
+		snprintf(script, sizeof(script), "%s/%s", AMTSIM_SCRIPTS_DIR, scripts[i][0]);
+		snprintf(out, sizeof(out), "%s/%s", dir, scripts[i][2]);
+		argv[n++] = "sh";
+		argv[n++] = script;
+		if (scripts[i][1][0])
+			argv[n++] = scripts[i][1];
+		argv[n++] = out;
+		argv[n] = NULL;
+		if (fixture_run(argv) != 0)
 			return -1;
 	}
 	return 0;
@@ -751,11 +759,8 @@ static int make_material(void **state)
 
 static int remove_material(void **state)
 {
-	char cmd[1024];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_remove_tree(dir);
 }
 
 int main(void)

@@ -35,6 +35,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "../fixture.h"
 #include "amtsim.h"
 #include "mei.h"
 #include "wire.h"
@@ -669,7 +670,7 @@ static void md5_hex(const char *s, char out[33])
 	unsigned int n = 0;
 
 	assert_int_equal(EVP_Digest(s, strlen(s), md, &n, EVP_md5(), NULL), 1);
-	for (unsigned i = 0; i < 16; i++) {
+	for (size_t i = 0; i < 16; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
@@ -711,7 +712,8 @@ static void parse_response(const char *raw, size_t n, struct response *r)
 	memset(r, 0, sizeof(*r));
 	if (n == 0 || !end)
 		return;
-	assert_int_equal(sscanf(raw, "HTTP/1.1 %d", &r->status), 1);
+	assert_int_equal(strncmp(raw, "HTTP/1.1 ", 9), 0);
+	r->status = (int)strtol(raw + 9, NULL, 10);
 	wa = strcasestr(raw, "\r\nWWW-Authenticate: Digest ");
 	if (wa && wa < end) {
 		const char *eol = strstr(wa + 2, "\r\n");
@@ -2097,22 +2099,18 @@ static void test_stats_keys(void **state)
 
 static int make_certs(void **state)
 {
-	char cmd[1024];
+	const char *const argv[] = {"sh", AMTSIM_CERT_SCRIPT, cert_dir, NULL};
 
 	(void)state;
 	if (!mkdtemp(cert_dir))
 		return -1;
-	snprintf(cmd, sizeof(cmd), "sh '%s' '%s'", AMTSIM_CERT_SCRIPT, cert_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_run(argv);
 }
 
 static int remove_certs(void **state)
 {
-	char cmd[1024];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cert_dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_remove_tree(cert_dir);
 }
 
 int main(void)
