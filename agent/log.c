@@ -22,9 +22,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if (level > current_level)
 		return;
-	fputs("amt-enlist: ", stderr);
+	/* stderr is where a failure would be reported: there is nowhere else to say it */
+	(void)fputs("amt-enlist: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	(void)vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	(void)fputc('\n', stderr);
 }

@@ -9,7 +9,7 @@ int main(int argc, char **argv)
 	int r;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fputs("amt-enlist: libcurl cannot be initialised\n", stderr);
+		(void)fputs("amt-enlist: libcurl cannot be initialised\n", stderr);
 		return EXIT_INTERNAL;
 	}
 	r = agent_main(argc, argv);

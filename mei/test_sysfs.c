@@ -190,8 +190,8 @@ static void test_device_link_is_followed(void **state)
 	snprintf(target, sizeof(target), "%s/mei0/dev_state", t->root);
 	FILE *f = fopen(target, "w");
 	assert_non_null(f);
-	fputs("ENABLED", f);
-	fclose(f);
+	assert_int_not_equal(fputs("ENABLED", f), EOF);
+	assert_int_equal(fclose(f), 0);
 	assert_int_equal(mei_sysfs_read(t->root, "mei9", &s), 0);
 	assert_string_equal(s.dev_state, "ENABLED");
 }

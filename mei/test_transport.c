@@ -531,7 +531,7 @@ static void write_file(const char *path, const char *content)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fp = fopen(tmp, "w");
 	assert_non_null(fp);
-	fputs(content, fp);
+	assert_int_not_equal(fputs(content, fp), EOF);
 	assert_int_equal(fclose(fp), 0);
 	assert_int_equal(rename(tmp, path), 0); /* readers never see a half-written state */
 }

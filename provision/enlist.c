@@ -189,7 +189,7 @@ static int load_maas_creds(struct enlist_ctx *ctx, struct prov_error *err)
 	f = fopen(ctx->ho->cmdline_path, "re");
 	if (f) {
 		n = fread(cmdline, 1, sizeof(cmdline) - 1, f);
-		fclose(f);
+		(void)fclose(f); /* read-only: nothing to lose */
 	}
 	cmdline[n] = '\0';
 	if (!cmdline_cloud_config_url(cmdline, url, sizeof(url)))

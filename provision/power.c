@@ -59,7 +59,7 @@ __attribute__((format(printf, 2, 3))) static void power_failed(struct prov_crede
 
 	cred->power_policy = "failed";
 	va_start(ap, fmt);
-	vsnprintf(cred->power_note, sizeof(cred->power_note), fmt, ap);
+	(void)vsnprintf(cred->power_note, sizeof(cred->power_note), fmt, ap); /* cut if long */
 	va_end(ap);
 }
 

@@ -99,7 +99,7 @@ static void parse_back(const char *path, struct parsed *out)
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&parser);
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 }
 
 static const char *value_of(const struct parsed *p, const char *key)

@@ -433,8 +433,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 		struct tm tm;
 
 		gmtime_r(&date, &tm);
-		strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		MHD_add_response_header(resp, "Date", when);
+		if (strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+			MHD_add_response_header(resp, "Date", when);
 	}
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);

@@ -477,7 +477,7 @@ int amtsim_trust_ca(struct amtsim *m, const char *pem_file, char *err, size_t er
 	else
 		r = 0;
 	if (f)
-		fclose(f);
+		(void)fclose(f); /* read-only: nothing to lose */
 	X509_free(x);
 	ERR_clear_error();
 	if (r < 0) {

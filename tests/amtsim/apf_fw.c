@@ -87,7 +87,7 @@ static int protocol_error(struct apf_fw *fw, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(fw->st.last_error, sizeof(fw->st.last_error), fmt, ap);
+	(void)vsnprintf(fw->st.last_error, sizeof(fw->st.last_error), fmt, ap); /* cut if long */
 	va_end(ap);
 	fw->st.protocol_errors++;
 	(void)send_out(fw, apf_encode_disconnect(fw->out, fw->cfg.max_msg_length,

@@ -16,7 +16,7 @@
 
 static void usage(FILE *to)
 {
-	fputs(
+	(void)fputs(
 	    "Usage: amtsim --profile FILE [OPTIONS] --listen PATH\n"
 	    "       amtsim --profile FILE [OPTIONS] --run -- CMD [ARGS...]\n"
 	    "\n"

@@ -126,9 +126,9 @@ static void warnx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("amtsim: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	(void)fputs("amtsim: ", stderr);
+	(void)vfprintf(stderr, fmt, ap);
+	(void)fputc('\n', stderr);
 	va_end(ap);
 }
 

@@ -64,7 +64,8 @@ static void setup(void)
 		perror(lme_path);
 		abort();
 	}
-	atexit(remove_tree);
+	if (atexit(remove_tree) != 0)
+		abort();
 }
 
 /* poll that resumes after signals (libFuzzer's -timeout alarm interrupts it) with the time left */

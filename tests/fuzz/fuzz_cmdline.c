@@ -42,7 +42,8 @@ static void host_facts(const char *text, const char *mac)
 
 	if (!cmdline_path[0]) {
 		snprintf(cmdline_path, sizeof(cmdline_path), "%s/cmdline", fuzz_scratch_dir());
-		atexit(remove_file);
+		if (atexit(remove_file) != 0)
+			abort();
 	}
 	fuzz_put_file(cmdline_path, text, strlen(text));
 	host_facts_read(cmdline_path, h);

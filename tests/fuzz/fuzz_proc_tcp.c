@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		snprintf(tcp_path, sizeof(tcp_path), "%s/tcp", net_dir);
 		snprintf(tcp6_path, sizeof(tcp6_path), "%s/tcp6", net_dir);
-		atexit(remove_tree);
+		if (atexit(remove_tree) != 0)
+			abort();
 	}
 	fuzz_put_file(tcp_path, data, n);
 	fuzz_put_file(tcp6_path, nul ? nul + 1 : NULL, nul ? size - n - 1 : 0);

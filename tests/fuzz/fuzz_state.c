@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!record_path[0]) {
 		snprintf(record_path, sizeof(record_path), "%s/" UUID ".json", fuzz_scratch_dir());
-		atexit(remove_file);
+		if (atexit(remove_file) != 0)
+			abort();
 	}
 	fuzz_put_file(record_path, data, size);
 	memset(rec, 0x55, sizeof(*rec));

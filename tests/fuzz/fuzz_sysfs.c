@@ -43,7 +43,8 @@ static void make_tree(void)
 	snprintf(dev_dir, sizeof(dev_dir), "%s/class/mei/mei0", fuzz_scratch_dir());
 	if (mkdir(dev_dir, 0700) < 0 && errno != EEXIST)
 		abort();
-	atexit(remove_tree);
+	if (atexit(remove_tree) != 0)
+		abort();
 }
 
 static bool all_zero(const void *p, size_t n)
