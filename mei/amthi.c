@@ -19,7 +19,7 @@
 #define BIOS_VERSION_LEN    65u
 #define VERSION_ENTRY_LEN   (2u + AMTHI_VERSION_STRLEN + 2u + AMTHI_VERSION_STRLEN)
 #define CERT_HASH_MAX_LEN   64u
-#define LOCAL_ACCOUNT_FIELD 33u /* CFG_MAX_ACL_USER_LENGTH */
+#define LOCAL_ACCOUNT_FIELD ((size_t)33) /* CFG_MAX_ACL_USER_LENGTH */
 #define LOCAL_ACCOUNT_REQ   40u /* reserved bytes of the request */
 #define REQUEST_CAP         (AMTHI_HEADER_LEN + AMTHI_HBASED_REQUEST_LEN) /* the longest request */
 #define LAN_SETTINGS_LEN    (4u + 4u + 4u + 1u + 1u + 6u)

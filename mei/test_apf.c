@@ -573,6 +573,7 @@ struct fake_amt {
 	unsigned sessions;
 	struct apf_fw_stats total;
 	pthread_t services[MAX_SERVICES];
+	int service_fds[MAX_SERVICES]; /* each service thread's end of its socket pair */
 	unsigned service_count;
 };
 
@@ -590,7 +591,7 @@ static int to_host(void *ctx, const uint8_t *msg, size_t len)
 
 static void *echo_service(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	int fd = *(const int *)arg;
 	uint8_t buf[4096];
 	ssize_t n;
 
@@ -610,7 +611,7 @@ out:
 
 static void *greeting_service(void *arg)
 {
-	int fd = (int)(intptr_t)arg;
+	int fd = *(const int *)arg;
 	ssize_t n = send(fd, GREETING, strlen(GREETING), MSG_NOSIGNAL);
 
 	(void)n; /* the test reads what arrived */
@@ -633,16 +634,20 @@ static int open_service(void *ctx, uint16_t port)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return -1;
 	pthread_mutex_lock(&a->lock);
-	if (a->service_count >= MAX_SERVICES || pthread_create(&a->services[a->service_count], NULL,
-	                                                       fn, (void *)(intptr_t)sv[1]) != 0) {
-		pthread_mutex_unlock(&a->lock);
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
+	if (a->service_count < MAX_SERVICES) {
+		unsigned i = a->service_count;
+
+		a->service_fds[i] = sv[1];
+		if (pthread_create(&a->services[i], NULL, fn, &a->service_fds[i]) == 0) {
+			a->service_count++;
+			pthread_mutex_unlock(&a->lock);
+			return sv[0];
+		}
 	}
-	a->service_count++;
 	pthread_mutex_unlock(&a->lock);
-	return sv[0];
+	close(sv[0]);
+	close(sv[1]);
+	return -1;
 }
 
 static void add_stats(struct apf_fw_stats *t, const struct apf_fw_stats *s)
@@ -923,7 +928,7 @@ static struct apf_bridge_status wait_completed(struct apf_session *s, unsigned n
 	struct apf_bridge_status st = bridge_status(s);
 
 	while (st.completed < n && now_ms() < deadline) {
-		struct timespec ts = {0, 2 * 1000 * 1000};
+		struct timespec ts = {0, 2L * 1000 * 1000};
 
 		nanosleep(&ts, NULL);
 		st = bridge_status(s);

@@ -447,9 +447,9 @@ static const char *return_meaning(const char *method, unsigned rv)
 	    "invalid state",
 	    "invalid parameter",
 	    "method disabled",
-	    "authentication failed: AMT did not accept the signature over its "
-	    "ConfigurationNonce (a stale or replayed nonce: another tool asked AMT for a new "
-	    "one meanwhile?)",
+	    ("authentication failed: AMT did not accept the signature over its "
+	     "ConfigurationNonce (a stale or replayed nonce: another tool asked AMT for a new "
+	     "one meanwhile?)"),
 	    "flash write limit reached",
 	};
 	static const char *const chain[] = {
@@ -457,9 +457,9 @@ static const char *return_meaning(const char *method, unsigned rv)
 	    "invalid parameter",
 	    "internal error",
 	    "invalid state",
-	    "certificate verification failed: AMT does not accept the chain (its root hash, a "
-	    "signature, the dates, the provisioning usage, or the leaf's domain against AMT's "
-	    "DNS suffix)",
+	    ("certificate verification failed: AMT does not accept the chain (its root hash, a "
+	     "signature, the dates, the provisioning usage, or the leaf's domain against AMT's "
+	     "DNS suffix)"),
 	    "the chain is too long",
 	};
 
@@ -667,14 +667,12 @@ static int digest_base64(const char *realm, const char *pw, char out[25], struct
 {
 	char a1[33];
 	uint8_t bin[16];
+	size_t n = 0;
 	int r = password_digest_a1(ADMIN_USER, realm, pw, a1);
 
-	for (size_t i = 0; r == 0 && i < sizeof(bin); i++) {
-		unsigned v;
-
-		r = sscanf(a1 + 2 * i, "%2x", &v) == 1 ? 0 : -1;
-		bin[i] = (uint8_t)v;
-	}
+	if (r == 0 &&
+	    (OPENSSL_hexstr2buf_ex(bin, sizeof(bin), &n, a1, '\0') != 1 || n != sizeof(bin)))
+		r = -1;
 	if (r == 0 && b64_encode(bin, sizeof(bin), out, 25) == 0)
 		r = -1;
 	OPENSSL_cleanse(a1, sizeof(a1));
@@ -942,7 +940,7 @@ static void consent_required(struct prov_credentials *cred, const char *fmt, ...
 
 	cred->user_consent = "required";
 	va_start(ap, fmt);
-	vsnprintf(cred->consent_note, sizeof(cred->consent_note), fmt, ap);
+	(void)vsnprintf(cred->consent_note, sizeof(cred->consent_note), fmt, ap); /* cut if long */
 	va_end(ap);
 }
 

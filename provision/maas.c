@@ -365,7 +365,7 @@ bool cmdline_bootif(const char *cmdline, char mac[18])
 	if (!cmdline_value(cmdline, "BOOTIF", v, sizeof(v)) || strlen(v) != 20 ||
 	    strncmp(v, "01-", 3) != 0)
 		return false;
-	for (int i = 0; i < 6; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		const char *h = v + 3 + i * 3;
 
 		if (!isxdigit((unsigned char)h[0]) || !isxdigit((unsigned char)h[1]) ||

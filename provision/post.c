@@ -103,8 +103,11 @@ static void copy_printable(const char *src, size_t n, char *out, size_t cap)
 
 	if (cap == 0)
 		return;
-	for (i = 0; i < n && i + 1 < cap; i++)
-		out[i] = src[i] >= 0x20 && src[i] <= 0x7e ? src[i] : '?';
+	for (i = 0; i < n && i + 1 < cap; i++) {
+		out[i] = src[i];
+		if (out[i] < 0x20 || out[i] > 0x7e)
+			out[i] = '?';
+	}
 	out[i] = '\0';
 }
 

@@ -55,7 +55,7 @@ void prov_decode_features(const char *amt_version, unsigned sku, char *out, size
 		{0x0400, 6, "WOX"},          {0x2000, 0, "AT-p"},
 		{0x4000, 0, "Corporate"},    {0x8000, 8, "L3 Mgt Upgrade"},
 	};
-	int major = amt_version ? atoi(amt_version) : 0;
+	long major = amt_version ? strtol(amt_version, NULL, 10) : 0;
 
 	out[0] = '\0';
 	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)

@@ -135,8 +135,8 @@ static int forward_request(struct session *s, struct amtsim_conn *c, uint8_t *bu
 		return -1;
 	if ((size_t)n > cap) {
 		/* The kernel would have refused the write with EFBIG; nothing reaches the ME. */
-		fprintf(stderr, "amtsim: a %zd-byte message is over max_msg_length %zu: dropped\n",
-			n, cap);
+		fprintf(stderr, "amtsim: a %zu-byte message is over max_msg_length %zu: dropped\n",
+			(size_t)n, cap);
 		return 0;
 	}
 	r = amtsim_send(c, buf, (size_t)n);
@@ -374,7 +374,7 @@ int amtsim_serve_unix(struct amtsim *m, const char *path, const char *stats_path
 		return 1;
 	}
 	printf("amtsim: listening on %s\n", path);
-	fflush(stdout);
+	(void)fflush(stdout);
 
 	/* Consumed here, so it is not delivered when the mask is restored. */
 	while (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si)) {

@@ -53,7 +53,7 @@ void sim_digest_ha1(const char *user, const char *realm, const char *password, c
 	    EVP_DigestUpdate(ctx, ":", 1) == 1 &&
 	    EVP_DigestUpdate(ctx, password, strlen(password)) == 1 &&
 	    EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 16) {
-		for (unsigned i = 0; i < 16; i++) {
+		for (size_t i = 0; i < 16; i++) {
 			out[2 * i] = hex[md[i] >> 4];
 			out[2 * i + 1] = hex[md[i] & 15];
 		}
@@ -186,7 +186,7 @@ void sim_machine_set_mebx(struct amtsim *m, const char *password)
 
 	m->mebx_sha256[0] = '\0';
 	if (EVP_Digest(password, strlen(password), md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
-		for (unsigned i = 0; i < 32; i++) {
+		for (size_t i = 0; i < 32; i++) {
 			m->mebx_sha256[2 * i] = hex[md[i] >> 4];
 			m->mebx_sha256[2 * i + 1] = hex[md[i] & 15];
 		}
@@ -211,10 +211,10 @@ void sim_machine_unprovision(struct amtsim *m)
 		m->settling = true;
 		clock_gettime(CLOCK_MONOTONIC, &m->settle_at);
 		m->settle_at.tv_sec += m->p.settle_ms / 1000u;
-		m->settle_at.tv_nsec += (long)(m->p.settle_ms % 1000u) * 1000000l;
-		if (m->settle_at.tv_nsec >= 1000000000l) {
+		m->settle_at.tv_nsec += (long)(m->p.settle_ms % 1000u) * 1000000L;
+		if (m->settle_at.tv_nsec >= 1000000000L) {
 			m->settle_at.tv_sec++;
-			m->settle_at.tv_nsec -= 1000000000l;
+			m->settle_at.tv_nsec -= 1000000000L;
 		}
 	}
 	sim_machine_save(m);
@@ -451,10 +451,10 @@ static int apply_state(struct amtsim *m, json_object *o, const char *path, char 
 		clock_gettime(CLOCK_MONOTONIC, &m->settle_at);
 		if (left > 0) {
 			m->settle_at.tv_sec += left / 1000;
-			m->settle_at.tv_nsec += (left % 1000) * 1000000l;
-			if (m->settle_at.tv_nsec >= 1000000000l) {
+			m->settle_at.tv_nsec += (left % 1000) * 1000000L;
+			if (m->settle_at.tv_nsec >= 1000000000L) {
 				m->settle_at.tv_sec++;
-				m->settle_at.tv_nsec -= 1000000000l;
+				m->settle_at.tv_nsec -= 1000000000L;
 			}
 		}
 	}

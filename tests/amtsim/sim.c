@@ -27,7 +27,7 @@ static unsigned long elapsed_ms(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (unsigned long)(now.tv_sec - t0->tv_sec) * 1000ul +
-	       (unsigned long)((now.tv_nsec - t0->tv_nsec) / 1000000l);
+	       (unsigned long)((now.tv_nsec - t0->tv_nsec) / 1000000L);
 }
 
 void sim_sleep_ms(unsigned ms)
@@ -38,10 +38,10 @@ void sim_sleep_ms(unsigned ms)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += ms / 1000u;
-	until.tv_nsec += (long)(ms % 1000u) * 1000000l;
-	if (until.tv_nsec >= 1000000000l) {
+	until.tv_nsec += (long)(ms % 1000u) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
 		until.tv_sec++;
-		until.tv_nsec -= 1000000000l;
+		until.tv_nsec -= 1000000000L;
 	}
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
 		;

@@ -5,6 +5,9 @@
  * surrounding blanks, newline or NUL, and line numbers that only grow; on -1, WHY is one
  * terminated line that does not repeat the failing line's value (it may name a secret's path).
  */
+#include <ctype.h>
+#include <limits.h>
+
 #include "fuzz.h"
 #include "settings.h"
 
@@ -70,6 +73,18 @@ static void value_of_line(const char *text, size_t len, unsigned no, char *out, 
 		out[0] = '\0';
 }
 
+/* N of a message "line N: ...", or 0. */
+static unsigned line_of(const char *why)
+{
+	char *end;
+	unsigned long no;
+
+	if (strncmp(why, "line ", 5) != 0 || !isdigit((unsigned char)why[5]))
+		return 0;
+	no = strtoul(why + 5, &end, 10);
+	return *end == ':' && no <= UINT_MAX ? (unsigned)no : 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
@@ -85,7 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	FUZZ_CHECK(fuzz_terminated(why, sizeof(why)) && fuzz_one_line(why));
 	/* A value long enough not to be a word of the message itself must not be repeated. */
-	if (sscanf(why, "line %u:", &no) == 1 && !memchr(text, '\0', size)) {
+	no = line_of(why);
+	if (no > 0 && !memchr(text, '\0', size)) {
 		value_of_line(text, size, no, value, sizeof(value));
 		if (strlen(value) >= 12)
 			FUZZ_CHECK(strstr(why, value) == NULL);
