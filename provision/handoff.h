@@ -75,7 +75,7 @@ void maas_creds_wipe(struct maas_creds *c);
  */
 int maas_creds_from_file(const char *path, struct maas_creds *c, struct prov_error *err);
 /* The same from a YAML text in memory (what cloud-config-url= serves). */
-int maas_creds_from_yaml(const char *yaml, size_t len, const char *what, struct maas_creds *c,
+int maas_creds_from_yaml(const char *text, size_t len, const char *what, struct maas_creds *c,
 			 struct prov_error *err);
 
 /*

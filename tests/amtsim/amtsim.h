@@ -205,4 +205,4 @@ int amtsim_run_umockdev(struct amtsim *m, char *const argv[], const char *stats_
 struct amtsim_unix_server;
 int amtsim_unix_server_start(struct amtsim *m, const char *path, const char *stats_path,
 			     struct amtsim_unix_server **out);
-void amtsim_unix_server_stop(struct amtsim_unix_server *s);
+void amtsim_unix_server_stop(struct amtsim_unix_server *u);
