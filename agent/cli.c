@@ -181,19 +181,25 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-static int parse_option(int c, struct agent_opts *o, int *verbosity)
+/*
+ * One option with its VALUE: getopt's arg, or a settings file's value (NULL for options
+ * without one, and for --maas without "=CFG").
+ */
+static int parse_option(int c, const char *value, struct agent_opts *o, int *verbosity)
 {
+	const char *arg = value ? value : "";
+
 	switch (c) {
 	case 'd':
-		o->prov.device = optarg;
+		o->prov.device = arg;
 		return 0;
 	case OPT_JSON:
 		o->json = true;
 		return 0;
 	case OPT_READY_TIMEOUT:
-		return parse_seconds("ready-timeout", optarg, &o->prov.ready_ms);
+		return parse_seconds("ready-timeout", arg, &o->prov.ready_ms);
 	case OPT_ME_TIMEOUT:
-		if (parse_seconds("me-timeout", optarg, &o->prov.recv_ms) < 0)
+		if (parse_seconds("me-timeout", arg, &o->prov.recv_ms) < 0)
 			return -1;
 		if (o->prov.recv_ms == 0) {
 			log_error("--me-timeout: must be at least 1 second");
@@ -202,26 +208,26 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 		return 0;
 	case OPT_LMS_PORT: {
 		char *end;
-		long v = strtol(optarg, &end, 10);
+		long v = strtol(arg, &end, 10);
 
-		if (end == optarg || *end || v < 1 || v > 65535) {
-			log_error("--lms-port: '%s' is not a port number", optarg);
+		if (end == arg || *end || v < 1 || v > 65535) {
+			log_error("--lms-port: '%s' is not a port number", arg);
 			return -1;
 		}
 		o->prov.lms_port = (uint16_t)v;
 		return 0;
 	}
 	case OPT_SYSFS_ROOT:
-		o->prov.sysfs_root = optarg;
+		o->prov.sysfs_root = arg;
 		return 0;
 	case OPT_KERNEL_CMDLINE:
-		o->handoff.cmdline_path = optarg;
+		o->handoff.cmdline_path = arg;
 		return 0;
 	case OPT_STATE_DIR:
-		o->activate.state_dir = optarg;
+		o->activate.state_dir = arg;
 		return 0;
 	case OPT_PASSWORD_FILE:
-		o->activate.password_file = optarg;
+		o->activate.password_file = arg;
 		return 0;
 	case OPT_REPROVISION:
 		o->activate.reprovision = true;
@@ -230,55 +236,55 @@ static int parse_option(int c, struct agent_opts *o, int *verbosity)
 		o->show_password = true;
 		return 0;
 	case OPT_AMT_CA:
-		o->activate.amt_ca_file = optarg;
+		o->activate.amt_ca_file = arg;
 		return 0;
 	case OPT_ACM:
 		o->activate.acm = true;
 		return 0;
 	case OPT_PROVISIONING_CERT:
-		o->activate.provisioning_cert = optarg;
+		o->activate.provisioning_cert = arg;
 		return 0;
 	case OPT_PROVISIONING_CERT_PASSWORD_FILE:
-		o->activate.provisioning_cert_password_file = optarg;
+		o->activate.provisioning_cert_password_file = arg;
 		return 0;
 	case OPT_MEBX_PASSWORD_FILE:
-		o->activate.mebx_password_file = optarg;
+		o->activate.mebx_password_file = arg;
 		return 0;
 	case OPT_DNS_SUFFIX:
-		if (!*optarg || strlen(optarg) > 255 || strchr(optarg, ' ')) {
-			log_error("--dns-suffix: '%s' is not a DNS suffix", optarg);
+		if (!*arg || strlen(arg) > 255 || strchr(arg, ' ')) {
+			log_error("--dns-suffix: '%s' is not a DNS suffix", arg);
 			return -1;
 		}
-		o->activate.dns_suffix = optarg;
+		o->activate.dns_suffix = arg;
 		return 0;
 	case OPT_KEEP_USER_CONSENT:
 		o->activate.keep_user_consent = true;
 		return 0;
 	case OPT_POWER_POLICY:
-		if (strcmp(optarg, "always-on") != 0 && strcmp(optarg, "keep") != 0) {
-			log_error("--power-policy: '%s' is not always-on or keep", optarg);
+		if (strcmp(arg, "always-on") != 0 && strcmp(arg, "keep") != 0) {
+			log_error("--power-policy: '%s' is not always-on or keep", arg);
 			return -1;
 		}
-		o->activate.power_always_on = strcmp(optarg, "always-on") == 0;
+		o->activate.power_always_on = strcmp(arg, "always-on") == 0;
 		return 0;
 	case OPT_SERVER:
-		o->handoff.server_url = optarg;
+		o->handoff.server_url = arg;
 		return 0;
 	case OPT_CACERT:
-		o->handoff.cacert = optarg;
+		o->handoff.cacert = arg;
 		return 0;
 	case OPT_INSECURE:
 		o->handoff.insecure = true;
 		return 0;
 	case OPT_DEADLINE:
-		return parse_seconds("deadline", optarg, &o->handoff.deadline_ms);
+		return parse_seconds("deadline", arg, &o->handoff.deadline_ms);
 	case OPT_BMC_CONFIG:
-		o->handoff.bmc_config_path = optarg;
+		o->handoff.bmc_config_path = arg;
 		return 0;
 	case OPT_MAAS:
 		o->handoff.maas = true;
-		if (optarg)
-			o->handoff.maas_config = optarg;
+		if (value)
+			o->handoff.maas_config = value;
 		return 0;
 	case OPT_NO_AMT_OK:
 		o->no_amt_ok = true;
@@ -342,15 +348,14 @@ static int apply_setting(void *opaque, const char *key, const char *value, unsig
 			log_error("%s: line %u: '%s' takes yes or no", ctx->path, line, key);
 			return -1;
 		}
-		optarg = NULL;
-		return on ? parse_option(h->opt.val, ctx->o, ctx->verbosity) : 0;
+		return on ? parse_option(h->opt.val, NULL, ctx->o, ctx->verbosity) : 0;
 	}
 	if (!*value || ctx->n_values == sizeof(ctx->values) / sizeof(ctx->values[0])) {
 		log_error("%s: line %u: '%s' needs a value", ctx->path, line, key);
 		return -1;
 	}
-	optarg = ctx->values[ctx->n_values++] = strdup(value);
-	return optarg ? parse_option(h->opt.val, ctx->o, ctx->verbosity) : -1;
+	value = ctx->values[ctx->n_values++] = strdup(value);
+	return value ? parse_option(h->opt.val, value, ctx->o, ctx->verbosity) : -1;
 }
 
 /* --config FILE or --config=FILE on the command line, before getopt sees it. */
@@ -394,7 +399,7 @@ static int read_settings(int argc, char **argv, struct settings_ctx *ctx)
 		return -1;
 	}
 	len = fread(text, 1, sizeof(text), f);
-	fclose(f);
+	(void)fclose(f); /* read only: nothing to lose */
 	if (settings_parse(text, len, apply_setting, ctx, why, sizeof(why)) < 0) {
 		if (why[0])
 			log_error("%s: %s", ctx->path, why);
@@ -418,7 +423,7 @@ static int run(int argc, char **argv, struct settings_ctx *settings)
 
 	for (size_t i = 0; i < N_OPTIONS; i++)
 		longopts[i] = options[i].opt;
-	memset(&longopts[N_OPTIONS], 0, sizeof(longopts[N_OPTIONS]));
+	longopts[N_OPTIONS] = (struct option){0};
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":d:vqhV", longopts, NULL)) != -1) {
@@ -434,7 +439,7 @@ static int run(int argc, char **argv, struct settings_ctx *settings)
 			usage_error_for(c, argv);
 			return EXIT_USAGE;
 		}
-		if (parse_option(c, o, settings->verbosity) < 0)
+		if (parse_option(c, optarg, o, settings->verbosity) < 0)
 			return EXIT_USAGE;
 	}
 	log_set_level(*settings->verbosity < 0    ? LOG_ERROR

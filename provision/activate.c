@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -53,8 +54,10 @@ int activate_read_modes(struct prov_session *s, uint32_t *mode, uint32_t *state,
 			struct prov_error *err)
 {
 	struct mei_dev *dev;
-	int r = session_amthi(s, &dev, err);
+	int r;
 
+	*mode = *state = UINT32_MAX; /* "unknown" in a message when they cannot be read */
+	r = session_amthi(s, &dev, err);
 	if (r == SESSION_NO_AMTHI)
 		return prov_fail(err, PROV_E_ME_UNAVAILABLE, MEI_E_NO_CLIENT,
 				 "the AMTHI client went away");
@@ -243,7 +246,10 @@ int activate_invoke(struct wsman_client *c, const char *uri, const char *method,
 		    struct wsman_error *we, struct prov_error *err)
 {
 	xmlDocPtr doc = NULL;
-	int r = wsman_invoke(c, uri, method, params, n, &doc, we);
+	int r;
+
+	*rv = UINT_MAX;
+	r = wsman_invoke(c, uri, method, params, n, &doc, we);
 
 	if (r != 0) {
 		char what[96];

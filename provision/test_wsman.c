@@ -34,6 +34,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "amtsim.h"
@@ -62,7 +63,7 @@ static char *read_file(const char *path, size_t *len)
 	assert_non_null(buf);
 	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
 	buf[n] = '\0';
-	fclose(f);
+	assert_int_equal(fclose(f), 0);
 	*len = (size_t)n;
 	return buf;
 }
@@ -143,8 +144,10 @@ static void assert_xpath(struct built *b, const char *xpath, const char *want)
 	xmlChar *got;
 
 	assert_non_null(o);
-	if (!o->nodesetval || o->nodesetval->nodeNr != 1)
-		fail_msg("%s selects %d nodes", xpath, o->nodesetval ? o->nodesetval->nodeNr : 0);
+	assert_non_null(o->nodesetval);
+	if (o->nodesetval->nodeNr != 1)
+		fail_msg("%s selects %d nodes", xpath, o->nodesetval->nodeNr);
+	assert_int_equal(o->nodesetval->nodeNr, 1); /* fail_msg is not marked noreturn */
 	got = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
 	assert_string_equal((const char *)got, want);
 	xmlFree(got);
@@ -667,7 +670,7 @@ static char *huge_reply(size_t size)
 
 static void test_huge_reply(void **state)
 {
-	char *body = huge_reply(2 * 1024 * 1024);
+	char *body = huge_reply((size_t)2 * 1024 * 1024);
 
 	(void)state;
 	expect_parse_error(body, strlen(body), "limit");
@@ -745,6 +748,17 @@ struct fake_proc {
 	bool with_tcp, with_tcp6;
 };
 
+/* Append TEXT to the buffer BUF of CAP bytes; the test fails when it does not fit. */
+static void append(char *buf, size_t cap, const char *text)
+{
+	size_t used = strlen(buf);
+
+	assert_true(used + strlen(text) < cap);
+	memcpy(buf + used, text, strlen(text) + 1);
+}
+
+#define APPEND(buf, text) append(buf, sizeof(buf), text)
+
 static void fake_begin(struct fake_proc *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -763,7 +777,7 @@ static void fake_add4(struct fake_proc *p, const char *ip, uint16_t port, int st
 	for (const char *s = p->tcp; (s = strchr(s, '\n')); s++)
 		sl++;
 	tcp_line(line, sizeof(line), sl - 1, ip, port, st, uid);
-	strcat(p->tcp, line);
+	APPEND(p->tcp, line);
 }
 
 static void fake_add6(struct fake_proc *p, const char *ip, uint16_t port, int st, unsigned uid)
@@ -771,7 +785,7 @@ static void fake_add6(struct fake_proc *p, const char *ip, uint16_t port, int st
 	char line[256];
 
 	tcp6_line(line, sizeof(line), 0, ip, port, st, uid);
-	strcat(p->tcp6, line);
+	APPEND(p->tcp6, line);
 	p->with_tcp6 = true;
 }
 
@@ -783,8 +797,8 @@ static void write_text(const char *dir, const char *name, const char *text)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
 }
 
 /* Write the files, ask, and clean up. */
@@ -832,16 +846,16 @@ static void test_proc_root_listener(void **state)
 	/* The literal kernel text, as it reads on x86. */
 	if (htonl(1) != 1) {
 		fake_begin(&p);
-		strcat(p.tcp, "   0: 0100007F:4260 00000000:0000 0A 00000000:00000000 00:00000000 "
+		APPEND(p.tcp, "   0: 0100007F:4260 00000000:0000 0A 00000000:00000000 00:00000000 "
 			      "00000000     0        0 20433 1 0000000000000000 100 0 0 10 0\n");
 		assert_true(fake_ask(&p, 16992));
 		fake_begin(&p);
-		strcat(p.tcp, "   0: 0100007F:4260 00000000:0000 0A 00000000:00000000 00:00000000 "
+		APPEND(p.tcp, "   0: 0100007F:4260 00000000:0000 0A 00000000:00000000 00:00000000 "
 			      "00000000  1000        0 20433 1 0000000000000000 100 0 0 10 0\n");
 		assert_false(fake_ask(&p, 16992));
 		/* 0x4220 is port 16928 */
 		fake_begin(&p);
-		strcat(p.tcp, "   0: 0100007F:4220 00000000:0000 0A 00000000:00000000 00:00000000 "
+		APPEND(p.tcp, "   0: 0100007F:4220 00000000:0000 0A 00000000:00000000 00:00000000 "
 			      "00000000     0        0 20433 1 0000000000000000 100 0 0 10 0\n");
 		assert_true(fake_ask(&p, 16928));
 	}
@@ -928,7 +942,7 @@ static void test_proc_malformed(void **state)
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		fake_begin(&p);
 		fake_add4(&p, "127.0.0.1", 16992, 0x0A, 0);
-		strcat(p.tcp, lines[i]);
+		APPEND(p.tcp, lines[i]);
 		if (fake_ask(&p, 16992))
 			fail_msg("malformed line %zu accepted", i);
 	}
@@ -936,7 +950,7 @@ static void test_proc_malformed(void **state)
 	fake_begin(&p); /* an overlong line */
 	fake_add4(&p, "127.0.0.1", 16992, 0x0A, 0);
 	memset(p.tcp + strlen(p.tcp), 'A', 1000);
-	strcat(p.tcp, "\n");
+	APPEND(p.tcp, "\n");
 	assert_false(fake_ask(&p, 16992));
 
 	fake_begin(&p); /* no header */
@@ -946,7 +960,7 @@ static void test_proc_malformed(void **state)
 
 	fake_begin(&p); /* a broken tcp6 spoils the answer too */
 	fake_add4(&p, "127.0.0.1", 16992, 0x0A, 0);
-	strcat(p.tcp6, "garbage\n");
+	APPEND(p.tcp6, "garbage\n");
 	p.with_tcp6 = true;
 	assert_false(fake_ask(&p, 16992));
 }
@@ -1113,12 +1127,10 @@ static void connection_event(void *cls, struct MHD_Connection *conn, void **sock
 
 static void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned v;
+	size_t got = 0;
 
-		assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
-		out[i] = (uint8_t)v;
-	}
+	assert_int_equal(OPENSSL_hexstr2buf_ex(out, n, &got, hex, '\0'), 1);
+	assert_int_equal(got, n);
 }
 
 /* The server stores only the Digest A1, as AMT does after Setup. */
@@ -1384,7 +1396,7 @@ static void test_http_other_failures(void **state)
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
 	struct server s;
-	char *big = huge_reply(3 * 1024 * 1024);
+	char *big = huge_reply((size_t)3 * 1024 * 1024);
 
 	(void)state;
 	if (!running_as_root())
@@ -1803,7 +1815,7 @@ static unsigned entries(const char *dir)
 
 	assert_non_null(d);
 	for (struct dirent *e; (e = readdir(d));)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
 			n++;
 	closedir(d);
 	return n;

@@ -40,7 +40,7 @@ static int fail(struct wsman_error *err, int code, const char *fmt, ...)
 		return code;
 	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	(void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap); /* a long message is cut */
 	va_end(ap);
 	return code;
 }
@@ -725,12 +725,12 @@ static int scan_file(const char *path, bool v6, struct listener_scan *scan)
 			r = -EINVAL; /* longer than any line the kernel writes */
 		else if (n++ == 0)
 			r = strstr(line, "local_address") ? 0 : -EINVAL;
-		else if (!scan_line(line, v6, scan))
-			r = -EINVAL;
+		else
+			r = scan_line(line, v6, scan) ? 0 : -EINVAL;
 	}
 	if (r == 0 && (ferror(f) || n == 0))
 		r = -EINVAL;
-	fclose(f);
+	(void)fclose(f); /* read only */
 	return r;
 }
 
@@ -802,7 +802,7 @@ static void open_failure(struct wsman_client *c, int code, const char *fmt, ...)
 		return; /* the first failure explains the rest */
 	c->open_code = code;
 	va_start(ap, fmt);
-	vsnprintf(c->open_msg, sizeof(c->open_msg), fmt, ap);
+	(void)vsnprintf(c->open_msg, sizeof(c->open_msg), fmt, ap);
 	va_end(ap);
 }
 
@@ -867,10 +867,12 @@ static curl_socket_t open_lms_socket(void *clientp, curlsocktype purpose,
 		return CURL_SOCKET_BAD;
 	}
 	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-	if (fd < 0)
+	if (fd < 0) {
 		open_failure(c, WSMAN_E_CONNECT, "cannot create a socket for 127.0.0.1:%u: %s",
 			       c->port, strerror(errno));
-	return fd < 0 ? CURL_SOCKET_BAD : fd;
+		return CURL_SOCKET_BAD;
+	}
+	return fd; /* libcurl owns it now */
 }
 
 #define SET(opt, val)                                                                              \

@@ -49,6 +49,7 @@
  */
 #include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,10 +102,32 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *x, const struc
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+	(void)vsnprintf(why, sizeof(why), fmt, ap); /* a long message is cut */
 	va_end(ap);
 	snprintf(x->err, x->errlen, "%s: key '%s': %s", x->file, at->s, why);
 	return -1;
+}
+
+/*
+ * S as N decimal numbers separated by exactly SEPS[0], SEPS[1], ... and nothing after:
+ * "0:16.1.25.2124" with ":...". OUT gets them; false when S is anything else.
+ */
+static bool parse_numbers(const char *s, const char *seps, unsigned *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned long v;
+		char *end;
+
+		if (*s < '0' || *s > '9')
+			return false;
+		errno = 0;
+		v = strtoul(s, &end, 10);
+		if (errno || v > UINT_MAX || (i + 1 < n ? *end != seps[i] : *end != '\0'))
+			return false;
+		out[i] = (unsigned)v;
+		s = end + 1;
+	}
+	return true;
 }
 
 /* Refuse keys of OBJ not in ALLOWED (NULL-terminated). */
@@ -313,15 +336,14 @@ static int get_ipv4(struct ctx *x, const struct path *at, json_object *obj, cons
 		    uint32_t *out)
 {
 	struct path p = path_join(at, key);
-	unsigned a, b, c, d;
-	char s[32] = "", tail;
+	unsigned v[4];
+	char s[32] = "";
 
 	if (get_string(x, at, obj, key, true, s, sizeof(s)) < 0)
 		return -1;
-	if (sscanf(s, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 ||
-	    c > 255 || d > 255)
+	if (!parse_numbers(s, "...", v, 4) || v[0] > 255 || v[1] > 255 || v[2] > 255 || v[3] > 255)
 		return fail(x, &p, "not an IPv4 address");
-	*out = a << 24 | b << 16 | c << 8 | d;
+	*out = v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
 	return 0;
 }
 
@@ -425,11 +447,9 @@ static int load_fw_ver(struct ctx *x, const struct path *at, json_object *sysfs,
 		json_object *e = json_object_array_get_idx(a, i);
 		struct path pi = path_index(&p, i);
 		unsigned *v = pr->fw_ver[i];
-		char tail;
 
 		if (!json_object_is_type(e, json_type_string) ||
-		    sscanf(json_object_get_string(e), "%u:%u.%u.%u.%u%c", &v[0], &v[1], &v[2],
-			   &v[3], &v[4], &tail) != 5 ||
+		    !parse_numbers(json_object_get_string(e), ":...", v, 5) ||
 		    v[0] > 255 || v[1] > 65535 || v[2] > 65535 || v[3] > 65535 || v[4] > 65535)
 			return fail(x, &pi, "not a version \"PLATFORM:MAJOR.MINOR.HOTFIX.BUILD\"");
 	}
@@ -472,7 +492,7 @@ static int load_sysfs(struct ctx *x, json_object *root, struct sim_profile *pr)
 	struct path p = path_join(NULL, "sysfs");
 	struct path ph = path_join(&p, "hbm_ver");
 	char hbm[16] = "";
-	char tail;
+	unsigned hbm_v[2];
 	json_object *o;
 
 	snprintf(pr->kind, sizeof(pr->kind), "mei");
@@ -482,9 +502,10 @@ static int load_sysfs(struct ctx *x, json_object *root, struct sim_profile *pr)
 	    get_string(x, &p, o, "hbm_ver", true, hbm, sizeof(hbm)) < 0 ||
 	    get_string(x, &p, o, "kind", false, pr->kind, sizeof(pr->kind)) < 0)
 		return -1;
-	if (sscanf(hbm, "%u.%u%c", &pr->hbm_major, &pr->hbm_minor, &tail) != 2 ||
-	    pr->hbm_major > 255 || pr->hbm_minor > 255)
+	if (!parse_numbers(hbm, ".", hbm_v, 2) || hbm_v[0] > 255 || hbm_v[1] > 255)
 		return fail(x, &ph, "not a version \"MAJOR.MINOR\"");
+	pr->hbm_major = hbm_v[0];
+	pr->hbm_minor = hbm_v[1];
 	return 0;
 }
 
@@ -948,7 +969,7 @@ static json_object *parse_file(struct ctx *x, const char *path)
 
 			if (!t || len + n > (1u << 20)) {
 				free(t ? t : text);
-				fclose(f);
+				(void)fclose(f); /* read only */
 				snprintf(x->err, x->errlen, "%s: too large", path);
 				return NULL;
 			}
@@ -957,7 +978,7 @@ static json_object *parse_file(struct ctx *x, const char *path)
 			len += n;
 		}
 	}
-	fclose(f);
+	(void)fclose(f); /* read only */
 	if (!text) {
 		snprintf(x->err, x->errlen, "%s: empty file", path);
 		return NULL;

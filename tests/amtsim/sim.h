@@ -398,7 +398,7 @@ void sim_count_method(struct amtsim *m, const char *method);
  * The AMTHI firmware: answer one request into OUT (the reply before faults are applied).
  * m->lock held. Returns the reply length, 0 when OUT is too small.
  */
-size_t sim_amthi_answer(struct amtsim *m, unsigned request_no, const uint8_t *req, size_t len,
+size_t sim_amthi_answer(struct amtsim *m, unsigned request_no, const uint8_t *buf, size_t len,
 			uint8_t *out, size_t cap);
 
 /* The AMTHI command a request carries (0 when it is shorter than the field). */

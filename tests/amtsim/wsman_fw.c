@@ -77,7 +77,7 @@
 #define TLS_LMS       "Intel(r) AMT LMS TLS Settings"
 
 #define WSMAN_PATH        "/wsman"
-#define BODY_MAX          (256u * 1024u)
+#define BODY_MAX          ((size_t)256 * 1024)
 #define NONCE_TIMEOUT_S   300u
 #define NONCE_NC_SIZE     1024u
 #define CONN_TIMEOUT_S    120u
@@ -495,7 +495,7 @@ __attribute__((format(printf, 4, 5))) static void set_field(struct field *f, siz
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(f[i].name, name) == 0) {
 			va_start(ap, fmt);
-			vsnprintf(f[i].value, sizeof(f[i].value), fmt, ap);
+			(void)vsnprintf(f[i].value, sizeof(f[i].value), fmt, ap);
 			va_end(ap);
 			return;
 		}
@@ -884,7 +884,7 @@ static bool param_bool(const struct call *c, const char *name, bool *out)
  */
 static void call_add_cert(struct reply *r, struct amtsim *m, const struct call *c, enum who who)
 {
-	size_t cap = 16 * 1024;
+	size_t cap = (size_t)16 * 1024;
 	char *cert = malloc(cap);
 	bool leaf, root;
 	unsigned rv = 1; /* invalid parameter */
@@ -1193,10 +1193,12 @@ static void dispatch(struct reply *r, struct amtsim *m, const struct call *c, en
 		pull_schemes(r, m, c);
 		return;
 	}
-	snprintf(input, sizeof(input), "%s_INPUT", c->method);
-	if (!is_method(c))
+	if (!is_method(c)) {
 		fault_action(r, m, c);
-	else if (!is_element(c->input, c->resource, input))
+		return;
+	}
+	snprintf(input, sizeof(input), "%s_INPUT", c->method);
+	if (!is_element(c->input, c->resource, input))
 		fault_schema(r, m, c);
 	else if (method_return_armed(m, c, &rv))
 		method_reply(r, m, c, rv);
@@ -1264,13 +1266,12 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, struct reply *r)
 	return ret;
 }
 
-static int hex_value(char ch)
+/* The stored HA1 (lower-case hex) as the 16 bytes libmicrohttpd checks against. */
+static bool ha1_bytes(const char *hex, uint8_t bin[16])
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
+	size_t got = 0;
+
+	return OPENSSL_hexstr2buf_ex(bin, 16, &got, hex, '\0') == 1 && got == 16;
 }
 
 /* Who the request's Digest credentials are, or WHO_NOBODY; *stale when the nonce was. */
@@ -1302,9 +1303,7 @@ static enum who authenticate(struct amtsim *m, struct MHD_Connection *conn, char
 		r = MHD_digest_auth_check2(conn, realm, user, lsa_pass, NONCE_TIMEOUT_S,
 		                           MHD_DIGEST_ALG_MD5);
 		who = WHO_LOCAL;
-	} else if (user && ha1[0] && strcmp(user, ADMIN_USER) == 0) {
-		for (size_t i = 0; i < sizeof(bin); i++)
-			bin[i] = (uint8_t)(hex_value(ha1[2 * i]) << 4 | hex_value(ha1[2 * i + 1]));
+	} else if (user && ha1[0] && strcmp(user, ADMIN_USER) == 0 && ha1_bytes(ha1, bin)) {
 		r = MHD_digest_auth_check_digest2(conn, realm, user, bin, sizeof(bin),
 		                                  NONCE_TIMEOUT_S, MHD_DIGEST_ALG_MD5);
 		who = WHO_ADMIN;
@@ -1732,17 +1731,17 @@ static char *read_pem(const char *path, char *err, size_t errlen)
 
 			while (ncap < len + n + 1)
 				ncap *= 2;
-			if (ncap > 1024 * 1024) {
+			if (ncap > (size_t)1024 * 1024) {
 				snprintf(err, errlen, "%s: too large for a PEM file", path);
 				wipe_free(text, cap);
-				fclose(f);
+				(void)fclose(f); /* read only */
 				return NULL;
 			}
 			t = malloc(ncap);
 			if (!t) {
 				snprintf(err, errlen, "out of memory");
 				wipe_free(text, cap);
-				fclose(f);
+				(void)fclose(f); /* read only */
 				return NULL;
 			}
 			if (text)
@@ -1755,7 +1754,7 @@ static char *read_pem(const char *path, char *err, size_t errlen)
 		len += n;
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
-	fclose(f);
+	(void)fclose(f); /* read only */
 	if (!text || !strstr(text, "-----BEGIN ")) {
 		snprintf(err, errlen, "%s: not a PEM file", path);
 		wipe_free(text, cap);
