@@ -8,7 +8,7 @@ AMT activated with the saved password and hand that off. Then one clean run. AMT
 hold a password that the state directory does not, and the server must end up with exactly
 that password.
 
-Usage: concurrent.py --agent PATH --amtsim PATH [--rounds N] [--seed S] [--spread SECONDS]
+Usage: two_agents.py --agent PATH --amtsim PATH [--rounds N] [--seed S] [--spread SECONDS]
 Exit status 0 when every round passed.
 """
 
@@ -114,7 +114,7 @@ def main():
                     help="where round directories go (not tmpfs); default the working directory")
     args = ap.parse_args()
     paths = common.Paths(os.path.abspath(args.agent), os.path.abspath(args.amtsim))
-    workdir = tempfile.mkdtemp(dir=args.workdir, prefix="concurrent-")
+    workdir = tempfile.mkdtemp(dir=args.workdir, prefix="two-agents-")
     rng = random.Random(args.seed)
     delays = [rng.uniform(0, args.spread) for _ in range(args.rounds)]
     failed = 0
