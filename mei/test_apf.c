@@ -2,8 +2,9 @@
 /*
  * APF: byte-exact vectors for every message, rejection of malformed frames, and the host session
  * end to end against the emulator's firmware side (tests/amtsim/apf_fw.c) behind a small Unix
- * SOCK_SEQPACKET server that speaks the emulator's "unix:" device convention, with an echo
- * service behind the WS-Man port and a greeting service behind the redirection port.
+ * SOCK_SEQPACKET server that speaks the emulator's "unix:" device convention
+ * (tests/helpers/fake_amt.h), with an echo service behind the WS-Man port and a greeting service
+ * behind the redirection port.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,13 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/helpers/fake_amt.h"
 #include "apf_fw.h"
 #include "mei.h"
 
@@ -555,39 +556,18 @@ static void test_firmware_rejects_bad_host_frames(void **state)
 	apf_fw_free(fw);
 }
 
-/* ---- a fake AMT on a Unix socket ---- */
+/* ---- a fake AMT on a Unix socket (tests/helpers/fake_amt.h) ---- */
 
 #define MAX_SERVICES 256
 
-struct fake_amt {
-	char path[108];
-	char device[128];
-	int listen_fd;
-	int stop_fd;
-	pthread_t thread;
-	struct apf_fw_config cfg;
-	uint32_t max_msg_length;
-
-	pthread_mutex_t lock;
-	int conn; /* the connection being served */
-	unsigned sessions;
-	struct apf_fw_stats total;
+/* The fake AMT with an echo service behind the WS-Man ports and a greeting service behind the
+ * redirection ports, each channel served by a thread of its own. */
+struct amt {
+	struct fake_amt fw;
 	pthread_t services[MAX_SERVICES];
 	int service_fds[MAX_SERVICES]; /* each service thread's end of its socket pair */
 	unsigned service_count;
 };
-
-static int to_host(void *ctx, const uint8_t *msg, size_t len)
-{
-	struct fake_amt *a = ctx;
-	ssize_t n = send(a->conn, msg, len, MSG_NOSIGNAL);
-
-	/* A host that has gone loses the message, as it would on a reset; what it sent before
-	 * going is still read. */
-	if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-		return 0;
-	return n == (ssize_t)len ? 0 : -1;
-}
 
 static void *echo_service(void *arg)
 {
@@ -619,9 +599,10 @@ static void *greeting_service(void *arg)
 	return NULL;
 }
 
+/* Under the fake's lock (fake_amt_service_fn). */
 static int open_service(void *ctx, uint16_t port)
 {
-	struct fake_amt *a = ctx;
+	struct amt *a = ctx;
 	void *(*fn)(void *);
 	int sv[2];
 
@@ -633,205 +614,54 @@ static int open_service(void *ctx, uint16_t port)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return -1;
-	pthread_mutex_lock(&a->lock);
 	if (a->service_count < MAX_SERVICES) {
 		unsigned i = a->service_count;
 
 		a->service_fds[i] = sv[1];
 		if (pthread_create(&a->services[i], NULL, fn, &a->service_fds[i]) == 0) {
 			a->service_count++;
-			pthread_mutex_unlock(&a->lock);
 			return sv[0];
 		}
 	}
-	pthread_mutex_unlock(&a->lock);
 	close(sv[0]);
 	close(sv[1]);
 	return -1;
 }
 
-static void add_stats(struct apf_fw_stats *t, const struct apf_fw_stats *s)
+static struct amt *amt_start(const struct apf_fw_config *cfg)
 {
-	t->host_messages += s->host_messages;
-	t->channels_opened += s->channels_opened;
-	t->channels_refused += s->channels_refused;
-	t->channels_closed += s->channels_closed;
-	t->host_data_frames += s->host_data_frames;
-	t->host_data_bytes += s->host_data_bytes;
-	t->fw_data_frames += s->fw_data_frames;
-	t->fw_data_bytes += s->fw_data_bytes;
-	t->window_adjusts_received += s->window_adjusts_received;
-	t->window_adjusts_sent += s->window_adjusts_sent;
-	t->protocol_errors += s->protocol_errors;
-	if (s->host_data_max > t->host_data_max)
-		t->host_data_max = s->host_data_max;
-	if (s->fw_data_max > t->fw_data_max)
-		t->fw_data_max = s->fw_data_max;
-	if (s->ports_forwarded > t->ports_forwarded)
-		t->ports_forwarded = s->ports_forwarded;
-	if (s->protocol_errors)
-		memcpy(t->last_error, s->last_error, sizeof(t->last_error));
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-/* One connection: the unix device handshake, then one SEQPACKET message per MEI message. */
-static void serve_connection(struct fake_amt *a, int conn)
-{
-	struct apf_fw_ops ops = {.ctx = a, .send_to_host = to_host, .open_service = open_service};
-	uint8_t guid[17], reply[12] = {0};
-	ssize_t n = recv(conn, guid, sizeof(guid), 0);
-	bool lme = n == 16 && memcmp(guid, MEI_GUID_LME, 16) == 0;
-	struct apf_fw_stats st;
-	struct apf_fw *fw;
-	uint8_t *buf;
-
-	put_le32(reply, lme ? 0 : ENOTTY);
-	put_le32(reply + 4, a->max_msg_length);
-	reply[8] = 4;
-	if (send(conn, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply) || !lme)
-		return;
-	a->conn = conn;
-	fw = apf_fw_new(&a->cfg, &ops);
-	buf = malloc(a->max_msg_length + 1);
-	if (!fw || !buf || apf_fw_start(fw) != 0)
-		goto out;
-	for (;;) {
-		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
-		                      {.fd = conn, .events = POLLIN}};
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (!p[1].revents && p[0].revents)
-			break; /* stopped, after what the host had sent was taken */
-		if (!p[1].revents)
-			continue;
-		n = recv(conn, buf, a->max_msg_length + 1, 0);
-		/* The host closing with our messages unread reports ECONNRESET once, ahead of what
-		 * it sent before closing. */
-		if (n < 0 && errno == ECONNRESET)
-			continue;
-		if (n <= 0 || apf_fw_input(fw, buf, (size_t)n) != 0)
-			break;
-	}
-	apf_fw_get_stats(fw, &st);
-	pthread_mutex_lock(&a->lock);
-	add_stats(&a->total, &st);
-	a->sessions++;
-	pthread_mutex_unlock(&a->lock);
-out:
-	apf_fw_free(fw); /* the pump stops before the connection goes */
-	free(buf);
-}
-
-static void *fake_amt_main(void *arg)
-{
-	struct fake_amt *a = arg;
-
-	for (;;) {
-		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
-		                      {.fd = a->listen_fd, .events = POLLIN}};
-		int conn;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[0].revents)
-			break;
-		if (!p[1].revents)
-			continue;
-		conn = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
-			continue;
-		serve_connection(a, conn);
-		close(conn); /* a firmware reset, as the host sees it */
-	}
-	return NULL;
-}
-
-static struct fake_amt *fake_amt_start(const struct apf_fw_config *cfg)
-{
-	static unsigned counter;
-	struct fake_amt *a = calloc(1, sizeof(*a));
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct amt *a = calloc(1, sizeof(*a));
 
 	assert_non_null(a);
-	if (cfg)
-		a->cfg = *cfg;
-	a->max_msg_length = a->cfg.max_msg_length ? a->cfg.max_msg_length : 8192;
-	a->cfg.max_msg_length = a->max_msg_length;
-	snprintf(a->path, sizeof(a->path), "/tmp/test-apf-%d-%u.sock", (int)getpid(), counter++);
-	snprintf(a->device, sizeof(a->device), "unix:%s", a->path);
-	unlink(a->path);
-	memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
-	pthread_mutex_init(&a->lock, NULL);
-	a->stop_fd = eventfd(0, EFD_CLOEXEC);
-	a->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	assert_true(a->stop_fd >= 0 && a->listen_fd >= 0);
-	assert_int_equal(bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(a->listen_fd, 8), 0);
-	assert_int_equal(pthread_create(&a->thread, NULL, fake_amt_main, a), 0);
+	fake_amt_start(&a->fw, "test-apf", cfg, open_service, a);
 	return a;
 }
 
-struct fake_amt_totals {
+struct amt_totals {
 	struct apf_fw_stats st;
 	unsigned sessions;
 };
 
 /* Stop serving (a session in progress ends as a reset would), join everything, and say what
  * the firmware saw over all sessions. */
-static struct fake_amt_totals fake_amt_stop_totals(struct fake_amt *a)
+static struct amt_totals amt_stop_totals(struct amt *a)
 {
-	struct fake_amt_totals t;
-	uint64_t one = 1;
+	struct amt_totals t;
 
-	assert_int_equal(write(a->stop_fd, &one, sizeof(one)), sizeof(one));
-	pthread_join(a->thread, NULL);
-	t.st = a->total;
-	t.sessions = a->sessions;
+	fake_amt_stop(&a->fw);
+	t.st = a->fw.total;
+	t.sessions = a->fw.sessions;
 	for (unsigned i = 0; i < a->service_count; i++)
 		pthread_join(a->services[i], NULL);
-	close(a->listen_fd);
-	close(a->stop_fd);
-	unlink(a->path);
-	pthread_mutex_destroy(&a->lock);
 	free(a);
 	return t;
 }
 
-static void fake_amt_stop(struct fake_amt *a)
+static void amt_stop(struct amt *a)
 {
-	struct fake_amt_totals t = fake_amt_stop_totals(a);
+	struct amt_totals t = amt_stop_totals(a);
 
 	assert_int_equal(t.st.protocol_errors, 0);
-}
-
-static void host_opts(struct mei_opts *o)
-{
-	mei_opts_default(o);
-	o->ready_ms = 1000;
-	o->recv_ms = 2000;
-	o->busy_retries = 0;
-}
-
-static struct apf_session *open_session(struct fake_amt *a)
-{
-	struct apf_session *s = NULL;
-	struct mei_opts o;
-	char err[256];
-	int r;
-
-	host_opts(&o);
-	r = apf_open_err(a->device, &o, &s, err, sizeof(err));
-	if (r != 0)
-		fail_msg("apf_open: %s: %s", mei_strerror(r), err);
-	return s;
 }
 
 /*
@@ -988,14 +818,14 @@ static size_t read_to_end(int fd, char *buf, size_t cap, int timeout_ms, bool *e
 
 static void test_handshake_is_driven_by_messages(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
-	struct fake_amt_totals t;
+	struct amt *a = amt_start(NULL);
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 	int64_t t0 = now_ms(), took;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	took = now_ms() - t0;
 	if (took >= 100)
 		fail_msg("the handshake took %lld ms", (long long)took);
@@ -1011,7 +841,7 @@ static void test_handshake_is_driven_by_messages(void **state)
 	bridge_end(&b);
 	assert_false(bridge_status(s).listening);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.sessions, 1);
 	assert_int_equal(t.st.ports_forwarded, 2);
 	assert_int_equal(t.st.protocol_errors, 0);
@@ -1020,18 +850,18 @@ static void test_handshake_is_driven_by_messages(void **state)
 static void test_firmware_version_first_is_fine(void **state)
 {
 	struct apf_fw_config cfg = {.version_first = true};
-	struct fake_amt *a = fake_amt_start(&cfg);
+	struct amt *a = amt_start(&cfg);
 	struct apf_session *s;
 	struct bridge b;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTP);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	echo_once(&b, "GET /wsman");
 	bridge_end(&b);
 	apf_close(s);
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 /* A refused channel: the client's connection is closed at once, the refusal recorded first. */
@@ -1063,13 +893,13 @@ static void expect_refusal(struct bridge *b, uint32_t reason)
 static void test_tls_enforcing_firmware(void **state)
 {
 	struct apf_fw_config cfg = {.tls_enforced = true};
-	struct fake_amt *a = fake_amt_start(&cfg);
-	struct fake_amt_totals t;
+	struct amt *a = amt_start(&cfg);
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	assert_true(apf_tls_enforced(s));
 	assert_int_equal(apf_wsman_port(s), APF_PORT_HTTPS);
 	bridge_start(&b, s, APF_PORT_HTTPS);
@@ -1081,21 +911,21 @@ static void test_tls_enforcing_firmware(void **state)
 	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_PROHIBITED);
 	bridge_end(&b);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.st.ports_forwarded, 2);
 }
 
 static void test_channels_in_sequence_share_one_session(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
+	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
-	struct fake_amt_totals t;
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 	char msg[64];
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	for (int i = 0; i < 12; i++) { /* more than the 8 slots: each is freed by its close */
 		snprintf(msg, sizeof(msg), "request %d", i);
@@ -1108,7 +938,7 @@ static void test_channels_in_sequence_share_one_session(void **state)
 	assert_int_equal(apf_handshake_count(s), 1);
 	bridge_end(&b);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.sessions, 1);
 	assert_int_equal(t.st.channels_opened, 12);
 	assert_int_equal(t.st.channels_closed, 12);
@@ -1118,13 +948,13 @@ static void test_channels_in_sequence_share_one_session(void **state)
 static void test_session_ending_after_each_close_is_redone(void **state)
 {
 	struct apf_fw_config cfg = {.close_session_after_channel_close = true};
-	struct fake_amt *a = fake_amt_start(&cfg);
-	struct fake_amt_totals t;
+	struct amt *a = amt_start(&cfg);
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	echo_once(&b, "first");
 	echo_once(&b, "second");
@@ -1133,14 +963,14 @@ static void test_session_ending_after_each_close_is_redone(void **state)
 	assert_int_equal(bridge_status(s).failed, 0);
 	bridge_end(&b);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_int_equal(t.st.protocol_errors, 0);
 }
 
 static void test_firmware_closes_first(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
+	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
 	struct apf_session *s;
 	struct bridge b;
@@ -1150,7 +980,7 @@ static void test_firmware_closes_first(void **state)
 	int fd;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	/* by the end of one exchange the redirection port's forward has been answered too */
 	bridge_start(&b, s, APF_PORT_HTTP);
 	echo_once(&b, "before");
@@ -1170,16 +1000,16 @@ static void test_firmware_closes_first(void **state)
 	bridge_end(&b);
 	assert_int_equal(apf_handshake_count(s), 1);
 	apf_close(s);
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 static void test_megabyte_with_small_windows_and_messages(void **state)
 {
 	struct apf_fw_config cfg = {.max_msg_length = 128, .window = 300};
-	struct fake_amt *a = fake_amt_start(&cfg);
+	struct amt *a = amt_start(&cfg);
 	const size_t len = 1u << 20;
 	uint8_t *out = malloc(len), *in = malloc(len);
-	struct fake_amt_totals t;
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 	int fd;
@@ -1189,7 +1019,7 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 	assert_non_null(in);
 	for (size_t i = 0; i < len; i++)
 		out[i] = (uint8_t)(i * 7 + (i >> 11));
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	apf_set_window(s, 500);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	fd = bridge_connect(&b);
@@ -1199,7 +1029,7 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 	assert_int_equal(wait_completed(s, 1).last_result, 0);
 	bridge_end(&b);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.st.host_data_bytes, len);
 	assert_int_equal(t.st.fw_data_bytes, len);
 	assert_true(t.st.host_data_max <= 128 - APF_DATA_HEADER_LEN);
@@ -1215,13 +1045,13 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 static void test_refused_channel_is_a_clear_error(void **state)
 {
 	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
-	struct fake_amt *a = fake_amt_start(&cfg);
+	struct amt *a = amt_start(&cfg);
 	struct apf_bridge_status st;
 	struct apf_session *s;
 	struct bridge b;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	expect_refusal(&b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
 	st = bridge_status(s);
@@ -1236,13 +1066,13 @@ static void test_refused_channel_is_a_clear_error(void **state)
 	bridge_end(&b);
 	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
 	apf_close(s);
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 /* The firmware goes away mid-transfer: an error soon, end of file locally, then recovery. */
 static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 {
-	struct fake_amt *a = fake_amt_start(cfg);
+	struct amt *a = amt_start(cfg);
 	const size_t len = 256u << 10;
 	uint8_t *out = calloc(1, len), *in = malloc(len);
 	struct apf_bridge_status st;
@@ -1253,7 +1083,7 @@ static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 
 	assert_non_null(out);
 	assert_non_null(in);
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	fd = bridge_connect(&b);
 	t0 = now_ms();
@@ -1273,7 +1103,7 @@ static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 	assert_int_equal(apf_handshake_count(s), 2);
 	bridge_end(&b);
 	apf_close(s);
-	fake_amt_stop(a);
+	amt_stop(a);
 	free(out);
 	free(in);
 }
@@ -1297,18 +1127,18 @@ static void test_reset_mid_transfer_is_an_error(void **state)
 static void test_other_major_version_is_refused(void **state)
 {
 	struct apf_fw_config cfg = {.protocol_major = 2, .protocol_minor = 1};
-	struct fake_amt *a = fake_amt_start(&cfg);
+	struct amt *a = amt_start(&cfg);
 	struct apf_session *s = NULL;
 	struct mei_opts o;
 	char err[256];
 
 	(void)state;
-	host_opts(&o);
-	assert_int_equal(apf_open_err(a->device, &o, &s, err, sizeof(err)), MEI_E_PROTOCOL);
+	fake_amt_host_opts(&o);
+	assert_int_equal(apf_open_err(a->fw.device, &o, &s, err, sizeof(err)), MEI_E_PROTOCOL);
 	assert_null(s);
 	if (!strstr(err, "2.1"))
 		fail_msg("unclear error: %s", err);
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 /* Nothing arrives on FD within MS. */
@@ -1321,9 +1151,9 @@ static void assert_quiet(int fd, int ms)
 
 static void test_one_channel_at_a_time(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
+	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
-	struct fake_amt_totals t;
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 	uint8_t back[16];
@@ -1332,7 +1162,7 @@ static void test_one_channel_at_a_time(void **state)
 	int first, second, gone;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	first = bridge_connect(&b);
 	assert_int_equal(echo_through(first, (const uint8_t *)"one", back, 3, 5000), 3);
@@ -1358,7 +1188,7 @@ static void test_one_channel_at_a_time(void **state)
 	assert_int_equal(st.failed + st.refused, 0);
 	bridge_end(&b);
 	apf_close(s);
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_int_equal(t.st.channels_closed, 3);
 }
@@ -1369,9 +1199,9 @@ static void test_one_channel_at_a_time(void **state)
  */
 static void test_stop_while_a_client_is_connected(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
+	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
-	struct fake_amt_totals t;
+	struct amt_totals t;
 	struct apf_session *s;
 	struct bridge b;
 	uint8_t back[16];
@@ -1381,7 +1211,7 @@ static void test_stop_while_a_client_is_connected(void **state)
 	int fd, queued;
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	bridge_start(&b, s, APF_PORT_HTTP);
 	fd = bridge_connect(&b);
 	assert_int_equal(echo_through(fd, (const uint8_t *)"busy", back, 4, 5000), 4);
@@ -1413,7 +1243,7 @@ static void test_stop_while_a_client_is_connected(void **state)
 	apf_close(s);
 	close(fd);
 	assert_int_equal(rmdir(b.dir), 0); /* the socket went with the session */
-	t = fake_amt_stop_totals(a);
+	t = amt_stop_totals(a);
 	assert_int_equal(t.sessions, 1);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_true(t.st.channels_closed >= 2);
@@ -1422,13 +1252,13 @@ static void test_stop_while_a_client_is_connected(void **state)
 
 static void test_bridge_directory_must_be_private(void **state)
 {
-	struct fake_amt *a = fake_amt_start(NULL);
+	struct amt *a = amt_start(NULL);
 	struct apf_session *s;
 	struct bridge b;
 	char dir[64], link[80], file[80], path[108], longdir[200];
 
 	(void)state;
-	s = open_session(a);
+	s = fake_amt_session(&a->fw);
 	snprintf(dir, sizeof(dir), "/tmp/test-apf-dir.XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(chmod(dir, 0750), 0);
@@ -1479,24 +1309,24 @@ static void test_bridge_directory_must_be_private(void **state)
 	echo_once(&b, "private");
 	bridge_end(&b);
 	apf_close(s);
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 static void test_no_answer_is_bounded(void **state)
 {
 	struct apf_fw_config cfg = {.max_msg_length = 64}; /* too small for PROTOCOL_VERSION */
-	struct fake_amt *a = fake_amt_start(&cfg);
+	struct amt *a = amt_start(&cfg);
 	struct apf_session *s = NULL;
 	struct mei_opts o;
 	char err[256];
 	int64_t t0 = now_ms();
 
 	(void)state;
-	host_opts(&o);
-	assert_int_equal(apf_open_err(a->device, &o, &s, err, sizeof(err)), MEI_E_TOO_BIG);
+	fake_amt_host_opts(&o);
+	assert_int_equal(apf_open_err(a->fw.device, &o, &s, err, sizeof(err)), MEI_E_TOO_BIG);
 	assert_true(now_ms() - t0 < 1000);
 	assert_non_null(strstr(err, "max_msg_length"));
-	fake_amt_stop(a);
+	amt_stop(a);
 }
 
 int main(void)

@@ -20,10 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +35,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "../tests/helpers/fake_amt.h"
 #include "amtsim.h"
 #include "apf_fw.h"
 #include "password.h"
@@ -1589,51 +1588,32 @@ static void test_client_rejects_bad_tls_settings(void **state)
  *
  * The real thing on the host side (mei's APF session and bridge, libcurl on the bridge's Unix
  * socket) against the emulator's firmware side (tests/amtsim/apf_fw.c) behind a small Unix
- * SOCK_SEQPACKET server speaking the emulator's "unix:" device convention (amtsim.h). Behind
- * port 16992 is the Digest server above: each channel's service end is handed to it with
- * MHD_add_connection, as the emulator does.
+ * SOCK_SEQPACKET server speaking the emulator's "unix:" device convention
+ * (tests/helpers/fake_amt.h). Behind port 16992 is the Digest server above: each channel's
+ * service end is handed to it with MHD_add_connection, as the emulator does.
  */
 
-struct fake_amt {
-	char path[108];
-	char device[128];
-	int listen_fd;
-	int stop_fd;
-	pthread_t thread;
-	struct apf_fw_config cfg;
+struct amt {
+	struct fake_amt fw;
 	struct server *http; /* NULL: a service that takes the bytes and never answers */
 	int silent[16];      /* the far ends of those */
 	unsigned silent_count;
-	int conn; /* the connection being served */
-	pthread_mutex_t lock;
-	unsigned sessions, opened, refused, closed, protocol_errors;
 };
 
-static int amt_to_host(void *ctx, const uint8_t *msg, size_t len)
-{
-	struct fake_amt *a = ctx;
-	ssize_t n = send(a->conn, msg, len, MSG_NOSIGNAL);
-
-	if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-		return 0; /* a host that has gone loses the message, as on a reset */
-	return n == (ssize_t)len ? 0 : -1;
-}
-
+/* Under the fake's lock (fake_amt_service_fn). */
 static int amt_open_service(void *ctx, uint16_t port)
 {
-	struct fake_amt *a = ctx;
+	struct amt *a = ctx;
 	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int sv[2];
 
 	if (port != APF_PORT_HTTP || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return -1;
 	if (!a->http) {
-		pthread_mutex_lock(&a->lock);
 		if (a->silent_count < sizeof(a->silent) / sizeof(a->silent[0]))
 			a->silent[a->silent_count++] = sv[1];
 		else
 			close(sv[1]);
-		pthread_mutex_unlock(&a->lock);
 		return sv[0];
 	}
 	if (MHD_add_connection(a->http->daemon, sv[1], (struct sockaddr *)&peer, sizeof(peer)) !=
@@ -1644,143 +1624,19 @@ static int amt_open_service(void *ctx, uint16_t port)
 	return sv[0];
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
+static void amt_start(struct amt *a, const struct apf_fw_config *cfg, struct server *http)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-/* One connection: the unix device's connect exchange, then one SEQPACKET message per MEI one. */
-static void amt_serve(struct fake_amt *a, int conn)
-{
-	const uint32_t max_msg_length = APF_FW_DEFAULT_MAX_MSG_LENGTH;
-	struct apf_fw_ops ops = {.ctx = a, .send_to_host = amt_to_host,
-				 .open_service = amt_open_service};
-	uint8_t guid[17], reply[AMTSIM_UNIX_CONNECT_REPLY_LEN] = {0};
-	ssize_t n = recv(conn, guid, sizeof(guid), 0);
-	bool lme = n == 16 && memcmp(guid, MEI_GUID_LME, 16) == 0;
-	struct apf_fw_stats st;
-	struct apf_fw *fw;
-	uint8_t *buf;
-
-	put_le32(reply, lme ? 0 : ENOTTY);
-	put_le32(reply + 4, max_msg_length);
-	reply[8] = 4;
-	if (send(conn, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply) || !lme)
-		return;
-	a->conn = conn;
-	fw = apf_fw_new(&a->cfg, &ops);
-	buf = malloc(max_msg_length + 1);
-	if (!fw || !buf || apf_fw_start(fw) != 0)
-		goto out;
-	for (;;) {
-		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
-				      {.fd = conn, .events = POLLIN}};
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (!p[1].revents && p[0].revents)
-			break;
-		if (!p[1].revents)
-			continue;
-		n = recv(conn, buf, max_msg_length + 1, 0);
-		if (n < 0 && errno == ECONNRESET)
-			continue; /* the host closed with our messages unread; what it sent follows */
-		if (n <= 0 || apf_fw_input(fw, buf, (size_t)n) != 0)
-			break;
-	}
-	apf_fw_get_stats(fw, &st);
-	pthread_mutex_lock(&a->lock);
-	a->sessions++;
-	a->opened += st.channels_opened;
-	a->refused += st.channels_refused;
-	a->closed += st.channels_closed;
-	a->protocol_errors += st.protocol_errors;
-	pthread_mutex_unlock(&a->lock);
-out:
-	apf_fw_free(fw);
-	free(buf);
-}
-
-static void *amt_main(void *arg)
-{
-	struct fake_amt *a = arg;
-
-	for (;;) {
-		struct pollfd p[2] = {{.fd = a->stop_fd, .events = POLLIN},
-				      {.fd = a->listen_fd, .events = POLLIN}};
-		int conn;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[0].revents)
-			break;
-		if (!p[1].revents)
-			continue;
-		conn = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
-			continue;
-		amt_serve(a, conn);
-		close(conn); /* a firmware reset, as the host sees it */
-	}
-	return NULL;
-}
-
-static void amt_start(struct fake_amt *a, const struct apf_fw_config *cfg, struct server *http)
-{
-	static unsigned counter;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
 	memset(a, 0, sizeof(*a));
-	if (cfg)
-		a->cfg = *cfg;
 	a->http = http;
-	snprintf(a->path, sizeof(a->path), "/tmp/test-wsman-amt-%d-%u.sock", (int)getpid(),
-		 counter++);
-	snprintf(a->device, sizeof(a->device), "unix:%s", a->path);
-	unlink(a->path);
-	memcpy(sa.sun_path, a->path, strlen(a->path) + 1);
-	pthread_mutex_init(&a->lock, NULL);
-	a->stop_fd = eventfd(0, EFD_CLOEXEC);
-	a->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	assert_true(a->stop_fd >= 0 && a->listen_fd >= 0);
-	assert_int_equal(bind(a->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(a->listen_fd, 8), 0);
-	assert_int_equal(pthread_create(&a->thread, NULL, amt_main, a), 0);
+	fake_amt_start(&a->fw, "test-wsman-amt", cfg, amt_open_service, a);
 }
 
-static void amt_stop(struct fake_amt *a)
+static void amt_stop(struct amt *a)
 {
-	uint64_t one = 1;
-
-	assert_int_equal(write(a->stop_fd, &one, sizeof(one)), sizeof(one));
-	pthread_join(a->thread, NULL);
-	close(a->listen_fd);
-	close(a->stop_fd);
-	unlink(a->path);
+	fake_amt_stop(&a->fw);
 	for (unsigned i = 0; i < a->silent_count; i++)
 		close(a->silent[i]);
-	pthread_mutex_destroy(&a->lock);
-	assert_int_equal(a->protocol_errors, 0);
-}
-
-static struct apf_session *amt_session(struct fake_amt *a)
-{
-	struct apf_session *session = NULL;
-	struct mei_opts o;
-	char why[256];
-	int r;
-
-	mei_opts_default(&o);
-	o.ready_ms = 1000;
-	o.recv_ms = 2000;
-	o.busy_retries = 0;
-	r = apf_open_err(a->device, &o, &session, why, sizeof(why));
-	if (r != 0)
-		fail_msg("apf_open: %s: %s", mei_strerror(r), why);
-	return session;
+	assert_int_equal(a->fw.total.protocol_errors, 0);
 }
 
 /* A private base for the clients' socket directories; empty again once they are freed. */
@@ -1837,7 +1693,7 @@ static void test_apf_route(void **state)
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct fake_amt amt;
+	struct amt amt;
 	struct server s;
 	size_t len, fault_len;
 	char *body = fixture("amt_general_get.xml", &len);
@@ -1848,7 +1704,7 @@ static void test_apf_route(void **state)
 	server_start(&s, pass);
 	server_answer(&s, 200, body, len);
 	amt_start(&amt, NULL, &s);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	c = apf_client(session, base, pass);
 	assert_int_equal(entries(base), 1); /* its private directory */
@@ -1882,9 +1738,9 @@ static void test_apf_route(void **state)
 	assert_int_equal(entries(base), 0); /* nothing left behind */
 	apf_close(session);
 	amt_stop(&amt);
-	assert_int_equal(amt.sessions, 1);
-	assert_int_equal(amt.opened, 5);
-	assert_int_equal(amt.closed, 5);
+	assert_int_equal(amt.fw.sessions, 1);
+	assert_int_equal(amt.fw.total.channels_opened, 5);
+	assert_int_equal(amt.fw.total.channels_closed, 5);
 	assert_int_equal(rmdir(base), 0);
 	server_stop(&s);
 	free(body);
@@ -1898,7 +1754,7 @@ static void test_apf_route_wrong_password(void **state)
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct fake_amt amt;
+	struct amt amt;
 	struct server s;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
@@ -1909,7 +1765,7 @@ static void test_apf_route_wrong_password(void **state)
 	server_start(&s, pass);
 	server_answer(&s, 200, body, len);
 	amt_start(&amt, NULL, &s);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	c = apf_client(session, base, wrong);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
@@ -1930,7 +1786,7 @@ static void test_apf_route_wrong_password(void **state)
 	pthread_mutex_unlock(&s.lock);
 	apf_close(session);
 	amt_stop(&amt);
-	assert_int_equal(amt.opened, amt.closed);
+	assert_int_equal(amt.fw.total.channels_opened, amt.fw.total.channels_closed);
 	assert_int_equal(rmdir(base), 0);
 	server_stop(&s);
 	free(body);
@@ -1945,14 +1801,14 @@ static void test_apf_route_refused_channel(void **state)
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
 	struct timespec start;
-	struct fake_amt amt;
+	struct amt amt;
 	struct server s;
 
 	(void)state;
 	make_password(pass, sizeof(pass));
 	server_start(&s, pass);
 	amt_start(&amt, &cfg, &s);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	c = apf_client(session, base, pass);
 	for (int i = 0; i < 2; i++) { /* and again: the bridge goes on */
@@ -1968,7 +1824,7 @@ static void test_apf_route_refused_channel(void **state)
 	assert_int_equal(bridge_of(session).refused, 2);
 	apf_close(session);
 	amt_stop(&amt);
-	assert_int_equal(amt.refused, 2);
+	assert_int_equal(amt.fw.total.channels_refused, 2);
 	assert_int_equal(rmdir(base), 0);
 	pthread_mutex_lock(&s.lock);
 	assert_int_equal(s.connections, 0);
@@ -1985,7 +1841,7 @@ static void test_apf_route_session_ends_after_each_channel(void **state)
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct fake_amt amt;
+	struct amt amt;
 	struct server s;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
@@ -1995,7 +1851,7 @@ static void test_apf_route_session_ends_after_each_channel(void **state)
 	server_start(&s, pass);
 	server_answer(&s, 200, body, len);
 	amt_start(&amt, &cfg, &s);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	c = apf_client(session, base, pass);
 	for (int i = 0; i < 3; i++) {
@@ -2008,7 +1864,7 @@ static void test_apf_route_session_ends_after_each_channel(void **state)
 	assert_int_equal(apf_handshake_count(session), 4);
 	apf_close(session);
 	amt_stop(&amt);
-	assert_int_equal(amt.opened, 4);
+	assert_int_equal(amt.fw.total.channels_opened, 4);
 	assert_int_equal(rmdir(base), 0);
 	server_stop(&s);
 	free(body);
@@ -2026,12 +1882,12 @@ static void test_apf_route_reset_mid_request(void **state)
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct fake_amt amt;
+	struct amt amt;
 
 	(void)state;
 	make_password(pass, sizeof(pass));
 	amt_start(&amt, &cfg, NULL);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	c = apf_client(session, base, pass);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_CONNECT);
@@ -2051,14 +1907,14 @@ static void test_apf_route_one_client_per_session(void **state)
 	struct wsman_target t = {.route = WSMAN_VIA_APF, .port = APF_PORT_HTTP};
 	struct wsman_error err = {0};
 	struct wsman_client *c, *other = NULL;
-	struct fake_amt amt;
+	struct amt amt;
 	struct server s;
 
 	(void)state;
 	make_password(pass, sizeof(pass));
 	server_start(&s, pass);
 	amt_start(&amt, NULL, &s);
-	session = amt_session(&amt);
+	session = fake_amt_session(&amt.fw);
 	socket_base(base, sizeof(base));
 	t.apf = session;
 	/* a socket directory that cannot be made */
