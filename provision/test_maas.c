@@ -5,8 +5,6 @@
  * and the metadata signal against an in-process libmicrohttpd server that takes the multipart
  * form apart, checks the OAuth header and plays clock skew. No test prints a secret.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "../tests/helpers/httpd.h"
 #include "handoff.h"
 #include "session.h"
 
@@ -362,7 +360,8 @@ enum maas_mode {
 };
 
 struct seen {
-	char method[8], url[128], content_type[128], auth[1024];
+	struct httpd_request req;
+	char auth[1024];
 	char op[32], status[32], power_type[32], power_parameters[1024];
 	unsigned other_fields;
 };
@@ -424,9 +423,7 @@ static long header_timestamp(const char *auth)
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *body,
                              time_t date)
 {
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
+	struct MHD_Response *resp = httpd_response(body, strlen(body));
 
 	if (date) {
 		char when[64];
@@ -436,9 +433,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 		if (strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
 			MHD_add_response_header(resp, "Date", when);
 	}
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return httpd_queue(conn, status, resp);
 }
 
 static enum MHD_Result serve_maas(void *cls, struct MHD_Connection *conn, const char *url,
@@ -466,10 +461,7 @@ static enum MHD_Result serve_maas(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	snprintf(f->fields.method, sizeof(f->fields.method), "%s", method);
-	snprintf(f->fields.url, sizeof(f->fields.url), "%s", url);
-	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	snprintf(f->fields.content_type, sizeof(f->fields.content_type), "%s", v ? v : "");
+	httpd_record(conn, method, url, &f->fields.req);
 	v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
 	snprintf(f->fields.auth, sizeof(f->fields.auth), "%s", v ? v : "");
 	pthread_mutex_lock(&s->lock);
@@ -517,19 +509,11 @@ static void form_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void maas_start(struct maas_server *s, enum maas_mode mode)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	const union MHD_DaemonInfo *info;
-
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->mode = mode;
-	s->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL,
-	                             serve_maas, s, MHD_OPTION_SOCK_ADDR, &sin,
-	                             MHD_OPTION_NOTIFY_COMPLETED, form_done, s, MHD_OPTION_END);
-	assert_non_null(s->daemon);
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	assert_non_null(info);
-	s->port = info->port;
+	s->daemon = httpd_start(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, serve_maas, form_done,
+	                        s, NULL, &s->port);
 }
 
 static void maas_stop(struct maas_server *s)
@@ -580,9 +564,9 @@ static void check_request(const struct seen *r)
 	struct json_object *pp;
 	const char *nonce;
 
-	assert_string_equal(r->method, "POST");
-	assert_string_equal(r->url, "/MAAS/metadata/2012-03-01/");
-	assert_true(strncmp(r->content_type, "multipart/form-data", 19) == 0);
+	assert_string_equal(r->req.method, "POST");
+	assert_string_equal(r->req.url, "/MAAS/metadata/2012-03-01/");
+	assert_true(strncmp(r->req.content_type, "multipart/form-data", 19) == 0);
 	assert_string_equal(r->op, "signal");
 	assert_string_equal(r->status, "WORKING");
 	assert_string_equal(r->power_type, "amt");

@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "../tests/helpers/httpd.h"
 #include "http.h"
 #include "session.h"
 
@@ -59,12 +60,7 @@ struct server {
 	bool stopping;
 	char first_body[8192];
 	bool body_differs;
-	char method[16], url[256], content_type[128];
-};
-
-struct upload {
-	char data[8192];
-	size_t len;
+	struct httpd_request last;
 };
 
 static void hang(struct server *s, int ms)
@@ -86,29 +82,15 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
                              size_t *upload_data_size, void **con_cls)
 {
 	struct server *s = cls;
-	struct upload *up = *con_cls;
+	struct httpd_upload *up;
 	struct MHD_Response *resp;
 	struct step st;
-	const char *ct;
 	enum MHD_Result ret;
 
 	(void)version;
-	if (!up) {
-		up = calloc(1, sizeof(*up));
-		*con_cls = up;
-		return up ? MHD_YES : MHD_NO;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-
-		if (n > sizeof(up->data) - 1 - up->len)
-			n = sizeof(up->data) - 1 - up->len;
-		memcpy(up->data + up->len, upload_data, n);
-		up->len += n;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	up->data[up->len] = '\0';
+	up = httpd_gather(con_cls, upload_data, upload_data_size, &ret);
+	if (!up)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	st = s->steps[s->requests < s->nsteps ? s->requests : s->nsteps - 1];
 	if (s->requests == 0)
@@ -116,58 +98,32 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 	else if (strcmp(s->first_body, up->data) != 0)
 		s->body_differs = true;
 	s->requests++;
-	snprintf(s->method, sizeof(s->method), "%s", method);
-	snprintf(s->url, sizeof(s->url), "%s", url);
-	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	snprintf(s->content_type, sizeof(s->content_type), "%s", ct ? ct : "");
+	httpd_record(conn, method, url, &s->last);
 	pthread_mutex_unlock(&s->lock);
 
 	if (st.hang_ms)
 		hang(s, st.hang_ms);
-	resp = MHD_create_response_from_buffer(strlen(st.body ? st.body : ""),
-	                                       (void *)(st.body ? st.body : ""),
-	                                       MHD_RESPMEM_MUST_COPY);
+	resp = httpd_response(st.body ? st.body : "", strlen(st.body ? st.body : ""));
 	if (st.retry_after)
 		MHD_add_response_header(resp, "Retry-After", st.retry_after);
 	if (st.status >= 300 && st.status < 400)
 		MHD_add_response_header(resp, "Location", "/elsewhere");
-	ret = MHD_queue_response(conn, st.status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-	(void)cls;
-	(void)conn;
-	(void)toe;
-	free(*con_cls);
-	*con_cls = NULL;
+	return httpd_queue(conn, st.status, resp);
 }
 
 /* Thread per connection: a hanging answer must not hold up the next attempt's. */
 static void server_start_with(struct server *s, const char *key_pem, const char *cert_pem)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
-	const union MHD_DaemonInfo *info;
+	struct MHD_OptionItem tls[] = {
+	    {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key_pem},
+	    {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cert_pem},
+	    {MHD_OPTION_END, 0, NULL},
+	};
 
 	pthread_mutex_init(&s->lock, NULL);
-	if (key_pem)
-		s->daemon = MHD_start_daemon(
-		    flags | MHD_USE_TLS, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR, &sin,
-		    MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
-		    MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
-	else
-		s->daemon =
-		    MHD_start_daemon(flags, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR, &sin,
-		                     MHD_OPTION_NOTIFY_COMPLETED, request_done, s, MHD_OPTION_END);
-	assert_non_null(s->daemon);
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	assert_non_null(info);
-	s->port = info->port;
-	assert_true(s->port != 0);
+	s->daemon = httpd_start(key_pem ? flags | MHD_USE_TLS : flags, serve, httpd_upload_done, s,
+	                        key_pem ? tls : NULL, &s->port);
 }
 
 static void server_start(struct server *s)
@@ -242,9 +198,9 @@ static void test_success(void **state)
 	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
 	assert_int_equal(res.attempts, 1);
 	assert_int_equal(res.http_status, 201);
-	assert_string_equal(s.method, "POST");
-	assert_string_equal(s.url, "/api/enlist");
-	assert_string_equal(s.content_type, "application/json");
+	assert_string_equal(s.last.method, "POST");
+	assert_string_equal(s.last.url, "/api/enlist");
+	assert_string_equal(s.last.content_type, "application/json");
 	assert_true(strcmp(s.first_body, DOC) == 0); /* not printed: it holds the password */
 	server_stop(&s);
 }

@@ -36,6 +36,7 @@
 #include <openssl/rand.h>
 
 #include "../tests/helpers/fake_amt.h"
+#include "../tests/helpers/httpd.h"
 #include "amtsim.h"
 #include "apf_fw.h"
 #include "password.h"
@@ -1017,13 +1018,8 @@ struct server {
 	/* what was seen */
 	unsigned connections, requests, authenticated;
 	bool secret_seen;
-	char method[16], url[64], content_type[128];
+	struct httpd_request last;
 	char body[16384];
-};
-
-struct upload {
-	char data[16384];
-	size_t len;
 };
 
 static enum MHD_Result look_for_secret(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -1042,34 +1038,18 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 			     size_t *upload_data_size, void **con_cls)
 {
 	struct server *s = cls;
-	struct upload *up = *con_cls;
+	struct httpd_upload *up;
 	struct MHD_Response *resp;
-	const char *ct;
 	enum MHD_Result ret;
 	int auth;
 
 	(void)version;
-	if (!up) {
-		up = calloc(1, sizeof(*up));
-		*con_cls = up;
-		return up ? MHD_YES : MHD_NO;
-	}
-	if (*upload_data_size) {
-		size_t n = *upload_data_size;
-
-		if (n > sizeof(up->data) - 1 - up->len)
-			n = sizeof(up->data) - 1 - up->len;
-		memcpy(up->data + up->len, upload_data, n);
-		up->len += n;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
+	up = httpd_gather(con_cls, upload_data, upload_data_size, &ret);
+	if (!up)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	s->requests++;
-	snprintf(s->method, sizeof(s->method), "%s", method);
-	snprintf(s->url, sizeof(s->url), "%s", url);
-	ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
-	snprintf(s->content_type, sizeof(s->content_type), "%s", ct ? ct : "");
+	httpd_record(conn, method, url, &s->last);
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, look_for_secret, s);
 	if (strstr(url, s->secret))
 		s->secret_seen = true;
@@ -1078,7 +1058,7 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 	auth = MHD_digest_auth_check_digest2(conn, TEST_REALM, TEST_USER, s->a1, sizeof(s->a1),
 					     300, MHD_DIGEST_ALG_MD5);
 	if (auth != MHD_YES) {
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		resp = httpd_response("", 0);
 		ret = MHD_queue_auth_fail_response2(conn, TEST_REALM, "0123456789abcdef", resp,
 						    auth == MHD_INVALID_NONCE ? MHD_YES : MHD_NO,
 						    MHD_DIGEST_ALG_MD5);
@@ -1087,27 +1067,13 @@ static enum MHD_Result serve(void *cls, struct MHD_Connection *conn, const char 
 	}
 	pthread_mutex_lock(&s->lock);
 	s->authenticated++;
-	up->data[up->len] = '\0';
 	snprintf(s->body, sizeof(s->body), "%s", up->data);
 	if (strstr(s->body, s->secret))
 		s->secret_seen = true;
 	pthread_mutex_unlock(&s->lock);
-	resp = MHD_create_response_from_buffer(s->reply_len, (void *)s->reply,
-					       MHD_RESPMEM_PERSISTENT);
+	resp = httpd_response(s->reply, s->reply_len);
 	MHD_add_response_header(resp, "Content-Type", "application/soap+xml; charset=UTF-8");
-	ret = MHD_queue_response(conn, s->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	(void)cls;
-	(void)conn;
-	(void)toe;
-	free(*con_cls);
-	*con_cls = NULL;
+	return httpd_queue(conn, s->status, resp);
 }
 
 static void connection_event(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -1136,8 +1102,13 @@ static void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 static void server_start(struct server *s, const char *password)
 {
 	static uint8_t nonce_seed[32];
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	const union MHD_DaemonInfo *info;
+	/* MHD_OPTION_ARRAY items: a callback is given as an intptr_t (microhttpd.h) */
+	struct MHD_OptionItem digest[] = {
+		{MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(nonce_seed), nonce_seed},
+		{MHD_OPTION_NONCE_NC_SIZE, 64, NULL},
+		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_event, s},
+		{MHD_OPTION_END, 0, NULL},
+	};
 	char a1[33];
 
 	memset(s, 0, sizeof(*s));
@@ -1146,16 +1117,8 @@ static void server_start(struct server *s, const char *password)
 	assert_int_equal(password_digest_a1(TEST_USER, TEST_REALM, password, a1), 0);
 	hex_to_bytes(a1, s->a1, sizeof(s->a1));
 	assert_int_equal(RAND_bytes(nonce_seed, sizeof(nonce_seed)), 1);
-	s->daemon = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL, serve, s, MHD_OPTION_SOCK_ADDR, &sin,
-		MHD_OPTION_DIGEST_AUTH_RANDOM, sizeof(nonce_seed), nonce_seed,
-		MHD_OPTION_NONCE_NC_SIZE, 64u, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
-		MHD_OPTION_NOTIFY_CONNECTION, connection_event, s, MHD_OPTION_END);
-	assert_non_null(s->daemon);
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	assert_non_null(info);
-	s->port = info->port;
-	assert_true(s->port != 0);
+	s->daemon = httpd_start(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, serve, httpd_upload_done,
+				s, digest, &s->port);
 }
 
 static void server_answer(struct server *s, unsigned status, const char *reply, size_t len)
@@ -1229,9 +1192,9 @@ static void test_http_digest_get(void **state)
 	xmlFreeDoc(reply);
 
 	pthread_mutex_lock(&s.lock);
-	assert_string_equal(s.method, "POST");
-	assert_string_equal(s.url, "/wsman");
-	assert_string_equal(s.content_type, "application/soap+xml; charset=utf-8");
+	assert_string_equal(s.last.method, "POST");
+	assert_string_equal(s.last.url, "/wsman");
+	assert_string_equal(s.last.content_type, "application/soap+xml; charset=utf-8");
 	assert_non_null(strstr(s.body, WSMAN_ACTION_GET));
 	assert_non_null(strstr(s.body, AMT_URI_GENERAL_SETTINGS));
 	assert_int_equal(s.authenticated, 1);
@@ -1722,8 +1685,8 @@ static void test_apf_route(void **state)
 	assert_non_null(strstr(err.msg, "DestinationUnreachable"));
 	assert_null(reply);
 	pthread_mutex_lock(&s.lock);
-	assert_string_equal(s.method, "POST");
-	assert_string_equal(s.url, "/wsman");
+	assert_string_equal(s.last.method, "POST");
+	assert_string_equal(s.last.url, "/wsman");
 	assert_int_equal(s.authenticated, 4);
 	assert_false(s.secret_seen);
 	pthread_mutex_unlock(&s.lock);
