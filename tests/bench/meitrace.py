@@ -4,27 +4,21 @@
 
 One SOCK_SEQPACKET connection is one MEI client connection (tests/amtsim/amtsim.h): the client's
 first message is the 16-byte client GUID, the server's first answer the 12-byte connect reply,
-then every packet is one MEI message. The relay forwards packets unchanged in both directions and
-keeps, per connection, the client's name and every message with its direction, so the benchmark
-can count connects and messages per client and find requests sent twice with identical bytes.
+then every packet is one MEI message. The relay (tests/helpers/meirelay.py) forwards packets
+unchanged in both directions; this one keeps, per connection, the client's name and every message
+with its direction, so the benchmark can count connects and messages per client and find requests
+sent twice with identical bytes.
 
 Used by tests/bench/bench.py for the round-trip section only (the relay adds a hop; timing
 sections talk to amtsim directly).
 """
 
 import os
-import select
-import socket
-import struct
-import threading
+import sys
 import time
 
-GUIDS = {
-    # wire order (little-endian GUID) of the three ME clients (mei/mei.h)
-    bytes.fromhex("2800f812b7b42d4baca846e0ff65814c"): "amthi",
-    bytes.fromhex("dba4336776047b4eb3afbcfc29bee7a7"): "lme",
-    bytes.fromhex("6f9ab70528467f4d899da91514cb32ab"): "watchdog",
-}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+import meirelay  # noqa: E402  (tests/helpers/meirelay.py)
 
 APF_NAMES = {
     1: "DISCONNECT", 5: "SERVICE_REQUEST", 6: "SERVICE_ACCEPT", 50: "USERAUTH_REQUEST",
@@ -34,27 +28,10 @@ APF_NAMES = {
     97: "CHANNEL_CLOSE", 192: "PROTOCOL_VERSION",
 }
 
-# AMTHI command codes (requests), as amtsim names them in its counters
-AMTHI_NAMES = {
-    0x0400001A: "GetCodeVersions", 0x04000011: "GetProvisioningState",
-    0x0400006B: "GetControlMode", 0x04000048: "GetLANInterfaceSettings",
-    0x0400005C: "GetUUID", 0x04000036: "GetDnsSuffix",
-    0x04000046: "GetRemoteAccessConnectionStatus", 0x04000047: "GetCurrentPowerPolicy",
-    0x04000025: "GetMacAddresses", 0x0400002C: "EnumerateHashHandles",
-    0x0400002D: "GetCertHashEntry", 0x04000067: "GetLocalSystemAccount",
-    0x04000008: "GetProvisioningMode", 0x04000010: "Unprovision",
-    0x04000029: "StartConfiguration", 0x04000056: "GetFQDN",
-    0x0400005E: "StopConfiguration", 0x0400008B: "StartConfigurationHBased",
-}
 
-BUF = 1 << 17
-
-
-class Conn:
+class Conn(meirelay.Conn):
     def __init__(self, index):
-        self.index = index
-        self.client = "?"
-        self.connected = False
+        super().__init__(index)
         self.msgs = []  # (t, "out" | "in", bytes)
 
     def exchanges(self):
@@ -87,89 +64,28 @@ def label(client, b):
     if client == "lme" and b:
         return "APF " + APF_NAMES.get(b[0], "type%d" % b[0])
     if client == "amthi" and len(b) >= 12:
-        code = struct.unpack_from("<I", b, 4)[0]
-        return AMTHI_NAMES.get(code, "0x%08X" % code)
+        return meirelay.amthi_name(b)
     if client == "watchdog" and b:
         return "WDT cmd 0x%02X" % b[0]
     return "%d bytes" % len(b)
 
 
-class Relay:
+class Relay(meirelay.Relay):
     def __init__(self, listen_path, upstream_path):
-        self.listen_path = listen_path
-        self.upstream = upstream_path
         self.conns = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        if os.path.exists(listen_path):
-            os.unlink(listen_path)
-        self.sock.bind(listen_path)
-        self.sock.listen(16)
-        self.stop_r, self.stop_w = os.pipe()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.threads = []
-        self.thread.start()
+        super().__init__(listen_path, upstream_path)
 
-    def _accept(self):
-        while True:
-            r, _, _ = select.select([self.sock, self.stop_r], [], [])
-            if self.stop_r in r:
-                return
-            a, _ = self.sock.accept()
-            with self.lock:
-                c = Conn(len(self.conns))
-                self.conns.append(c)
-            t = threading.Thread(target=self._pump, args=(a, c), daemon=True)
-            self.threads.append(t)
-            t.start()
+    def new_conn(self, index):
+        c = Conn(index)
+        with self.lock:
+            self.conns.append(c)
+        return c
 
-    def _pump(self, a, c):
-        u = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            u.connect(self.upstream)
-        except OSError:
-            a.close()
-            return
-        first_out, first_in = True, True
-        try:
-            while True:
-                r, _, _ = select.select([a, u, self.stop_r], [], [])
-                if self.stop_r in r:
-                    break
-                if a in r:
-                    b = a.recv(BUF)
-                    if not b:
-                        break
-                    if first_out:
-                        c.client = GUIDS.get(b[:16], "guid:" + b[:16].hex())
-                        first_out = False
-                    else:
-                        c.msgs.append((time.monotonic(), "out", b))
-                    u.sendall(b)
-                if u in r:
-                    b = u.recv(BUF)
-                    if not b:
-                        break
-                    if first_in:
-                        first_in = False
-                        c.connected = len(b) >= 4 and struct.unpack_from("<I", b)[0] == 0
-                    else:
-                        c.msgs.append((time.monotonic(), "in", b))
-                    a.sendall(b)
-        except OSError:
-            pass
-        finally:
-            a.close()
-            u.close()
+    def host_message(self, conn, b):
+        conn.msgs.append((time.monotonic(), "out", b))
 
-    def close(self):
-        os.write(self.stop_w, b"x")
-        self.thread.join(5)
-        for t in self.threads:
-            t.join(5)
-        self.sock.close()
-        if os.path.exists(self.listen_path):
-            os.unlink(self.listen_path)
+    def firmware_message(self, conn, b):
+        conn.msgs.append((time.monotonic(), "in", b))
 
     def summary(self):
         """Per client: connects, host messages, and the requests sent more than once."""
