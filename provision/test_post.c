@@ -182,78 +182,81 @@ static void test_opts(struct post_opts *o, long deadline_ms)
 
 /* ---- the POST against the scripted server ---- */
 
-static void test_success(void **state)
-{
-	struct server s = {0};
+/*
+ * One POST against the scripted server: the server started, plain HTTP, quick retries with the
+ * deadline DEADLINE_MS from now. The test scripts the server (SCRIPT(&c.s, ...)) and posts DOC.
+ */
+struct post_case {
+	struct server s;
 	struct post_opts o;
 	struct post_result res;
-	struct prov_error err = {0};
+	struct prov_error err;
 	char url[128];
+};
+
+static void case_start(struct post_case *c, long deadline_ms)
+{
+	server_start(&c->s);
+	url_of(&c->s, "http", c->url, sizeof(c->url));
+	test_opts(&c->o, deadline_ms);
+}
+
+static int case_post(struct post_case *c)
+{
+	return post_json(c->url, DOC, &c->o, &c->res, &c->err);
+}
+
+static void test_success(void **state)
+{
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 201, .body = "{\"ok\":true}"});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
-	assert_int_equal(res.attempts, 1);
-	assert_int_equal(res.http_status, 201);
-	assert_string_equal(s.last.method, "POST");
-	assert_string_equal(s.last.url, "/api/enlist");
-	assert_string_equal(s.last.content_type, "application/json");
-	assert_true(strcmp(s.first_body, DOC) == 0); /* not printed: it holds the password */
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 201, .body = "{\"ok\":true}"});
+	assert_int_equal(case_post(&c), 0);
+	assert_int_equal(c.res.attempts, 1);
+	assert_int_equal(c.res.http_status, 201);
+	assert_string_equal(c.s.last.method, "POST");
+	assert_string_equal(c.s.last.url, "/api/enlist");
+	assert_string_equal(c.s.last.content_type, "application/json");
+	assert_true(strcmp(c.s.first_body, DOC) == 0); /* not printed: it holds the password */
+	server_stop(&c.s);
 }
 
 static void test_500_then_200(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 500, .body = "oops"}, {.status = 200});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
-	assert_int_equal(res.attempts, 2);
-	assert_int_equal(res.http_status, 200);
-	assert_int_equal(server_requests(&s), 2);
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 500, .body = "oops"}, {.status = 200});
+	assert_int_equal(case_post(&c), 0);
+	assert_int_equal(c.res.attempts, 2);
+	assert_int_equal(c.res.http_status, 200);
+	assert_int_equal(server_requests(&c.s), 2);
+	server_stop(&c.s);
 }
 
 static void test_429_retry_after_seconds(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 	long t0;
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 429, .retry_after = "1"}, {.status = 200});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 429, .retry_after = "1"}, {.status = 200});
 	t0 = prov_now_ms();
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(case_post(&c), 0);
 	assert_true(prov_now_ms() - t0 >= 1000);
 	assert_true(prov_now_ms() - t0 < 3000);
-	assert_int_equal(res.attempts, 2);
-	server_stop(&s);
+	assert_int_equal(c.res.attempts, 2);
+	server_stop(&c.s);
 }
 
 static void test_503_retry_after_date(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128], date[64];
+	struct post_case c = {0};
+	char date[64];
 	time_t when = time(NULL) + 2;
 	struct tm tm;
 	long t0;
@@ -261,65 +264,51 @@ static void test_503_retry_after_date(void **state)
 	(void)state;
 	gmtime_r(&when, &tm);
 	assert_int_not_equal(strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm), 0);
-	server_start(&s);
-	SCRIPT(&s, {.status = 503, .retry_after = date}, {.status = 200});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 503, .retry_after = date}, {.status = 200});
 	t0 = prov_now_ms();
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(case_post(&c), 0);
 	/* the date has whole seconds: between 1 and 2 s from when the reply came */
 	assert_true(prov_now_ms() - t0 >= 900);
 	assert_true(prov_now_ms() - t0 < 4000);
-	assert_int_equal(res.attempts, 2);
-	server_stop(&s);
+	assert_int_equal(c.res.attempts, 2);
+	server_stop(&c.s);
 }
 
 static void test_retry_after_past_deadline(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 	long t0;
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 503, .retry_after = "3600"});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 5000);
+	case_start(&c, 5000);
+	SCRIPT(&c.s, {.status = 503, .retry_after = "3600"});
 	t0 = prov_now_ms();
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_DEADLINE);
+	assert_int_equal(case_post(&c), PROV_E_DEADLINE);
 	assert_true(prov_now_ms() - t0 < 1000);
-	assert_int_equal(err.code, PROV_E_DEADLINE);
-	assert_non_null(strstr(err.msg, "retry after 3600 s"));
-	assert_non_null(strstr(err.msg, "deadline"));
-	assert_int_equal(res.attempts, 1);
-	assert_int_equal(res.http_status, 503);
-	server_stop(&s);
+	assert_int_equal(c.err.code, PROV_E_DEADLINE);
+	assert_non_null(strstr(c.err.msg, "retry after 3600 s"));
+	assert_non_null(strstr(c.err.msg, "deadline"));
+	assert_int_equal(c.res.attempts, 1);
+	assert_int_equal(c.res.http_status, 503);
+	server_stop(&c.s);
 }
 
 static void test_hang_then_retry(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 	long t0;
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 200, .hang_ms = 5000}, {.status = 200});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	o.attempt_timeout_ms = 500;
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 200, .hang_ms = 5000}, {.status = 200});
+	c.o.attempt_timeout_ms = 500;
 	t0 = prov_now_ms();
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
+	assert_int_equal(case_post(&c), 0);
 	assert_true(prov_now_ms() - t0 >= 500);
 	assert_true(prov_now_ms() - t0 < 2500);
-	assert_int_equal(res.attempts, 2);
-	server_stop(&s);
+	assert_int_equal(c.res.attempts, 2);
+	server_stop(&c.s);
 }
 
 /* A bound socket that does not listen: connecting to it is refused. */
@@ -375,112 +364,83 @@ static void test_deadline_already_passed(void **state)
 
 static void test_refused_with_json_error(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 400, .body = "{\"error\":\"bad uuid\"}"});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_int_equal(err.code, PROV_E_SERVER_REFUSED);
-	assert_non_null(strstr(err.msg, "bad uuid"));
-	assert_non_null(strstr(err.msg, "400"));
-	assert_string_equal(res.message, "bad uuid");
-	assert_int_equal(res.attempts, 1);
-	assert_int_equal(res.http_status, 400);
-	assert_int_equal(server_requests(&s), 1);
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 400, .body = "{\"error\":\"bad uuid\"}"});
+	assert_int_equal(case_post(&c), PROV_E_SERVER_REFUSED);
+	assert_int_equal(c.err.code, PROV_E_SERVER_REFUSED);
+	assert_non_null(strstr(c.err.msg, "bad uuid"));
+	assert_non_null(strstr(c.err.msg, "400"));
+	assert_string_equal(c.res.message, "bad uuid");
+	assert_int_equal(c.res.attempts, 1);
+	assert_int_equal(c.res.http_status, 400);
+	assert_int_equal(server_requests(&c.s), 1);
+	server_stop(&c.s);
 }
 
 static void test_refused_with_text_and_echoed_secret(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 422, .body = "\n  bad power_pass " SECRET " \x01\x7f!\nline 2"});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_null(strstr(err.msg, SECRET));
-	assert_null(strstr(res.message, SECRET));
-	assert_string_equal(res.message, "bad power_pass [redacted] ?"
-	                                 "?!");
-	assert_null(strstr(err.msg, "line 2"));
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 422, .body = "\n  bad power_pass " SECRET " \x01\x7f!\nline 2"});
+	assert_int_equal(case_post(&c), PROV_E_SERVER_REFUSED);
+	assert_null(strstr(c.err.msg, SECRET));
+	assert_null(strstr(c.res.message, SECRET));
+	assert_string_equal(c.res.message, "bad power_pass [redacted] ?"
+	                                   "?!");
+	assert_null(strstr(c.err.msg, "line 2"));
+	server_stop(&c.s);
 }
 
 static void test_redirect_not_followed(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 302});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_non_null(strstr(err.msg, "redirect"));
-	assert_int_equal(server_requests(&s), 1);
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 302});
+	assert_int_equal(case_post(&c), PROV_E_SERVER_REFUSED);
+	assert_non_null(strstr(c.err.msg, "redirect"));
+	assert_int_equal(server_requests(&c.s), 1);
+	server_stop(&c.s);
 }
 
 static void test_same_body_every_attempt(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
-	char url[128];
+	struct post_case c = {0};
 
 	(void)state;
-	server_start(&s);
-	SCRIPT(&s, {.status = 500}, {.status = 502}, {.status = 429}, {.status = 503},
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 500}, {.status = 502}, {.status = 429}, {.status = 503},
 	       {.status = 200});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), 0);
-	assert_int_equal(res.attempts, 5);
-	assert_int_equal(server_requests(&s), 5);
-	assert_false(s.body_differs);
-	assert_true(strcmp(s.first_body, DOC) == 0);
-	server_stop(&s);
+	assert_int_equal(case_post(&c), 0);
+	assert_int_equal(c.res.attempts, 5);
+	assert_int_equal(server_requests(&c.s), 5);
+	assert_false(c.s.body_differs);
+	assert_true(strcmp(c.s.first_body, DOC) == 0);
+	server_stop(&c.s);
 }
 
 static void test_huge_reply_is_capped(void **state)
 {
-	struct server s = {0};
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
+	struct post_case c = {0};
 	size_t big_len = (size_t)4 * HTTP_BODY_MAX;
-	char url[128], *big = malloc(big_len);
+	char *big = malloc(big_len);
 
 	(void)state;
 	assert_non_null(big);
 	memset(big, 'x', big_len - 1);
 	big[big_len - 1] = '\0';
-	server_start(&s);
-	SCRIPT(&s, {.status = 400, .body = big});
-	url_of(&s, "http", url, sizeof(url));
-	test_opts(&o, 10000);
-	assert_int_equal(post_json(url, DOC, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_true(strlen(res.message) < sizeof(res.message));
-	assert_int_equal(res.attempts, 1);
-	server_stop(&s);
+	case_start(&c, 10000);
+	SCRIPT(&c.s, {.status = 400, .body = big});
+	assert_int_equal(case_post(&c), PROV_E_SERVER_REFUSED);
+	assert_true(strlen(c.res.message) < sizeof(c.res.message));
+	assert_int_equal(c.res.attempts, 1);
+	server_stop(&c.s);
 	free(big);
 }
 
