@@ -595,112 +595,105 @@ static const char *nonce_of(const struct seen *r)
 	return strstr(r->auth, "oauth_nonce=\"") + 13;
 }
 
-static void test_signal_fields(void **state)
-{
+/* One signal to the MAAS stand-in: the server, credentials for it, the power parameters. */
+struct signal_case {
 	struct maas_server s;
 	struct maas_creds c;
 	struct power_params p;
 	struct post_opts o;
 	struct post_result res;
-	struct prov_error err = {0};
+	struct prov_error err;
+};
+
+/* The server in MODE, credentials with its URL (a trailing slash), quick retries. */
+static void signal_start(struct signal_case *sig, enum maas_mode mode)
+{
+	maas_start(&sig->s, mode);
+	creds_for(&sig->s, &sig->c, true);
+	params(&sig->p);
+	quick_opts(&sig->o);
+}
+
+static int signal_send(struct signal_case *sig)
+{
+	return maas_signal(&sig->c, "WORKING", &sig->p, &sig->o, &sig->res, &sig->err);
+}
+
+static void test_signal_fields(void **state)
+{
+	struct signal_case sig = {0};
 	long now = (long)time(NULL);
 
 	(void)state;
-	maas_start(&s, MAAS_OK);
+	maas_start(&sig.s, MAAS_OK);
 	for (int slash = 0; slash < 2; slash++) {
-		s.requests = 0;
-		creds_for(&s, &c, slash);
-		params(&p);
-		quick_opts(&o);
-		assert_int_equal(maas_signal(&c, "WORKING", &p, &o, &res, &err), 0);
-		assert_int_equal(res.attempts, 1);
-		assert_int_equal(res.http_status, 200);
-		assert_int_equal(s.requests, 1);
-		check_request(&s.seen[0]);
-		assert_true(labs(header_timestamp(s.seen[0].auth) - now) < 5);
+		sig.s.requests = 0;
+		creds_for(&sig.s, &sig.c, slash);
+		params(&sig.p);
+		quick_opts(&sig.o);
+		assert_int_equal(signal_send(&sig), 0);
+		assert_int_equal(sig.res.attempts, 1);
+		assert_int_equal(sig.res.http_status, 200);
+		assert_int_equal(sig.s.requests, 1);
+		check_request(&sig.s.seen[0]);
+		assert_true(labs(header_timestamp(sig.s.seen[0].auth) - now) < 5);
 	}
-	maas_stop(&s);
+	maas_stop(&sig.s);
 }
 
 static void test_signal_clock_skew(void **state)
 {
-	struct maas_server s;
-	struct maas_creds c;
-	struct power_params p;
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
+	struct signal_case sig = {0};
 	long t1, t2;
 
 	(void)state;
-	maas_start(&s, MAAS_SKEWED);
-	creds_for(&s, &c, true);
-	params(&p);
-	quick_opts(&o);
-	assert_int_equal(maas_signal(&c, "WORKING", &p, &o, &res, &err), 0);
-	assert_int_equal(res.attempts, 2);
-	assert_int_equal(s.requests, 2);
-	check_request(&s.seen[0]);
-	check_request(&s.seen[1]);
-	t1 = header_timestamp(s.seen[0].auth);
-	t2 = header_timestamp(s.seen[1].auth);
+	signal_start(&sig, MAAS_SKEWED);
+	assert_int_equal(signal_send(&sig), 0);
+	assert_int_equal(sig.res.attempts, 2);
+	assert_int_equal(sig.s.requests, 2);
+	check_request(&sig.s.seen[0]);
+	check_request(&sig.s.seen[1]);
+	t1 = header_timestamp(sig.s.seen[0].auth);
+	t2 = header_timestamp(sig.s.seen[1].auth);
 	assert_true(labs(t2 - t1 - 3600) <= 5);
-	assert_true(strncmp(nonce_of(&s.seen[0]), nonce_of(&s.seen[1]), 32) != 0);
-	maas_stop(&s);
+	assert_true(strncmp(nonce_of(&sig.s.seen[0]), nonce_of(&sig.s.seen[1]), 32) != 0);
+	maas_stop(&sig.s);
 }
 
 static void test_signal_refused(void **state)
 {
-	struct maas_server s;
-	struct maas_creds c;
-	struct power_params p;
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
+	struct signal_case sig = {0};
 
 	(void)state;
 	/* our clock agrees with MAAS's: the credentials are wrong, no retry */
-	maas_start(&s, MAAS_DENY);
-	creds_for(&s, &c, true);
-	params(&p);
-	quick_opts(&o);
-	assert_int_equal(maas_signal(&c, "WORKING", &p, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_int_equal(res.attempts, 1);
-	assert_int_equal(res.http_status, 401);
-	assert_non_null(strstr(err.msg, "token is not valid"));
-	assert_null(strstr(err.msg, TOKEN_SECRET));
-	assert_null(strstr(err.msg, POWER_PASS));
-	maas_stop(&s);
+	signal_start(&sig, MAAS_DENY);
+	assert_int_equal(signal_send(&sig), PROV_E_SERVER_REFUSED);
+	assert_int_equal(sig.res.attempts, 1);
+	assert_int_equal(sig.res.http_status, 401);
+	assert_non_null(strstr(sig.err.msg, "token is not valid"));
+	assert_null(strstr(sig.err.msg, TOKEN_SECRET));
+	assert_null(strstr(sig.err.msg, POWER_PASS));
+	maas_stop(&sig.s);
 	/* no Date to learn from */
-	maas_start(&s, MAAS_FORBIDDEN);
-	creds_for(&s, &c, true);
-	quick_opts(&o);
-	assert_int_equal(maas_signal(&c, "WORKING", &p, &o, &res, &err), PROV_E_SERVER_REFUSED);
-	assert_int_equal(res.attempts, 1);
-	maas_stop(&s);
+	signal_start(&sig, MAAS_FORBIDDEN);
+	assert_int_equal(signal_send(&sig), PROV_E_SERVER_REFUSED);
+	assert_int_equal(sig.res.attempts, 1);
+	maas_stop(&sig.s);
 }
 
 static void test_signal_retries(void **state)
 {
-	struct maas_server s;
-	struct maas_creds c;
-	struct power_params p;
-	struct post_opts o;
-	struct post_result res;
-	struct prov_error err = {0};
+	struct signal_case sig = {0};
 
 	(void)state;
-	maas_start(&s, MAAS_FLAKY);
-	creds_for(&s, &c, true);
-	params(&p);
-	quick_opts(&o);
-	assert_int_equal(maas_signal(&c, "WORKING", &p, &o, &res, &err), 0);
-	assert_int_equal(res.attempts, 2);
-	check_request(&s.seen[0]);
-	check_request(&s.seen[1]);
-	assert_true(strcmp(s.seen[0].power_parameters, s.seen[1].power_parameters) == 0);
-	assert_true(strncmp(nonce_of(&s.seen[0]), nonce_of(&s.seen[1]), 32) != 0);
-	maas_stop(&s);
+	signal_start(&sig, MAAS_FLAKY);
+	assert_int_equal(signal_send(&sig), 0);
+	assert_int_equal(sig.res.attempts, 2);
+	check_request(&sig.s.seen[0]);
+	check_request(&sig.s.seen[1]);
+	assert_true(strcmp(sig.s.seen[0].power_parameters, sig.s.seen[1].power_parameters) == 0);
+	assert_true(strncmp(nonce_of(&sig.s.seen[0]), nonce_of(&sig.s.seen[1]), 32) != 0);
+	maas_stop(&sig.s);
 }
 
 static void test_signal_refuses_bad_input(void **state)
