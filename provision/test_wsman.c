@@ -1165,93 +1165,108 @@ static void assert_no_secret(const struct wsman_error *err, const char *pass)
 		fail_msg("an error text holds the password");
 }
 
+/* A client on the LMS route and the Digest server it talks to. */
+struct lms {
+	char pass[PASSWORD_MAX + 1]; /* the server's, made here */
+	struct server s;
+	struct wsman_client *c;
+};
+
+/*
+ * The server answering STATUS with REPLY (LEN bytes) once authenticated, and a client with
+ * CLIENT_PASS, or with the server's password when NULL. As root only (the test is skipped
+ * otherwise): the client insists on a root-owned listener.
+ */
+static void lms_start(struct lms *lms, unsigned status, const char *reply, size_t len,
+		      const char *client_pass)
+{
+	if (!running_as_root())
+		skip();
+	make_password(lms->pass, sizeof(lms->pass));
+	server_start(&lms->s, lms->pass);
+	server_answer(&lms->s, status, reply, len);
+	lms->c = lms_client(lms->s.port, client_pass ? client_pass : lms->pass, 5000);
+}
+
+static void lms_end(struct lms *lms)
+{
+	wsman_client_free(lms->c);
+	server_stop(&lms->s);
+}
+
 static void test_http_digest_get(void **state)
 {
-	char pass[PASSWORD_MAX + 1], realm[128];
+	char realm[128];
 	struct wsman_error err = {0};
-	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct server s;
+	struct lms lms;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
 	unsigned first_connections;
 
 	(void)state;
-	if (!running_as_root())
-		skip(); /* the client insists on a root-owned listener */
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	c = lms_client(s.port, pass, 5000);
+	lms_start(&lms, 200, body, len, NULL);
 
-	if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
+	if (wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 		fail_msg("get: %d %s", err.code, err.msg);
 	assert_int_equal(err.http_status, 200);
 	assert_int_equal(wsman_body_text(reply, "DigestRealm", realm, sizeof(realm)), 0);
 	assert_string_equal(realm, TEST_REALM);
 	xmlFreeDoc(reply);
 
-	pthread_mutex_lock(&s.lock);
-	assert_string_equal(s.last.method, "POST");
-	assert_string_equal(s.last.url, "/wsman");
-	assert_string_equal(s.last.content_type, "application/soap+xml; charset=utf-8");
-	assert_non_null(strstr(s.body, WSMAN_ACTION_GET));
-	assert_non_null(strstr(s.body, AMT_URI_GENERAL_SETTINGS));
-	assert_int_equal(s.authenticated, 1);
-	assert_true(s.requests >= 2); /* the first one met the Digest challenge */
-	first_connections = s.connections;
-	pthread_mutex_unlock(&s.lock);
+	pthread_mutex_lock(&lms.s.lock);
+	assert_string_equal(lms.s.last.method, "POST");
+	assert_string_equal(lms.s.last.url, "/wsman");
+	assert_string_equal(lms.s.last.content_type, "application/soap+xml; charset=utf-8");
+	assert_non_null(strstr(lms.s.body, WSMAN_ACTION_GET));
+	assert_non_null(strstr(lms.s.body, AMT_URI_GENERAL_SETTINGS));
+	assert_int_equal(lms.s.authenticated, 1);
+	assert_true(lms.s.requests >= 2); /* the first one met the Digest challenge */
+	first_connections = lms.s.connections;
+	pthread_mutex_unlock(&lms.s.lock);
 
 	/* The handle keeps the nonce: the next request authenticates at once, on one connection. */
-	if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
+	if (wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 		fail_msg("second get: %d %s", err.code, err.msg);
 	xmlFreeDoc(reply);
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.authenticated, 2);
-	assert_int_equal(s.connections, first_connections + 1);
-	assert_false(s.secret_seen);
-	pthread_mutex_unlock(&s.lock);
+	pthread_mutex_lock(&lms.s.lock);
+	assert_int_equal(lms.s.authenticated, 2);
+	assert_int_equal(lms.s.connections, first_connections + 1);
+	assert_false(lms.s.secret_seen);
+	pthread_mutex_unlock(&lms.s.lock);
 
-	wsman_client_free(c);
-	server_stop(&s);
+	lms_end(&lms);
 	free(body);
 }
 
 static void test_http_digest_invoke(void **state)
 {
-	char pass[PASSWORD_MAX + 1], a1[33];
+	char a1[33];
 	const struct wsman_param params[2] = {
 		{"NetAdminPassEncryptionType", "2"},
 		{"NetworkAdminPassword", a1},
 	};
 	struct wsman_error err = {0};
-	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct server s;
+	struct lms lms;
 	unsigned rv = 99;
 	size_t len;
 	char *body = fixture("ips_hostbasedsetup_setup.xml", &len);
 
 	(void)state;
-	if (!running_as_root())
-		skip();
-	make_password(pass, sizeof(pass));
 	assert_int_equal(password_digest_a1("admin", TEST_REALM, "Zz9~.+=-new", a1), 0);
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	c = lms_client(s.port, pass, 5000);
-	if (wsman_invoke(c, IPS_URI_HOST_BASED_SETUP, "Setup", params, 2, &reply, &err) != 0)
+	lms_start(&lms, 200, body, len, NULL);
+	if (wsman_invoke(lms.c, IPS_URI_HOST_BASED_SETUP, "Setup", params, 2, &reply, &err) != 0)
 		fail_msg("invoke: %d %s", err.code, err.msg);
 	assert_int_equal(wsman_return_value(reply, &rv), 0);
 	assert_int_equal(rv, 0);
 	xmlFreeDoc(reply);
-	pthread_mutex_lock(&s.lock);
-	assert_non_null(strstr(s.body, IPS_URI_HOST_BASED_SETUP "/Setup</"));
-	assert_non_null(strstr(s.body, a1));
-	assert_false(s.secret_seen);
-	pthread_mutex_unlock(&s.lock);
-	wsman_client_free(c);
-	server_stop(&s);
+	pthread_mutex_lock(&lms.s.lock);
+	assert_non_null(strstr(lms.s.body, IPS_URI_HOST_BASED_SETUP "/Setup</"));
+	assert_non_null(strstr(lms.s.body, a1));
+	assert_false(lms.s.secret_seen);
+	pthread_mutex_unlock(&lms.s.lock);
+	lms_end(&lms);
 	free(body);
 }
 
@@ -1263,89 +1278,66 @@ static void test_http_enumeration_never_ends(void **state)
 				"<g:Items><h:AMT_SystemPowerScheme><h:ElementName>x</h:ElementName>"
 				"<h:InstanceID>y</h:InstanceID></h:AMT_SystemPowerScheme></g:Items>"
 				"</g:PullResponse>" ENUM_REPLY_TAIL;
-	char pass[PASSWORD_MAX + 1];
 	struct wsman_error err = {0};
 	struct seen_items seen = {0};
-	struct wsman_client *c;
-	struct server s;
+	struct lms lms;
 
 	(void)state;
-	if (!running_as_root())
-		skip();
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	server_answer(&s, 200, endless, strlen(endless));
-	c = lms_client(s.port, pass, 5000);
-	assert_int_equal(wsman_enumerate(c, AMT_URI_POWER_SCHEME, collect_item, &seen, &err),
+	lms_start(&lms, 200, endless, strlen(endless), NULL);
+	assert_int_equal(wsman_enumerate(lms.c, AMT_URI_POWER_SCHEME, collect_item, &seen, &err),
 			 WSMAN_E_PARSE);
 	assert_non_null(strstr(err.msg, "did not end after 16 Pulls"));
 	assert_int_equal(seen.n, WSMAN_PULLS_MAX);
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.authenticated, 1 + WSMAN_PULLS_MAX);
-	assert_non_null(strstr(s.body, "again</"));
-	pthread_mutex_unlock(&s.lock);
-	wsman_client_free(c);
-	server_stop(&s);
+	pthread_mutex_lock(&lms.s.lock);
+	assert_int_equal(lms.s.authenticated, 1 + WSMAN_PULLS_MAX);
+	assert_non_null(strstr(lms.s.body, "again</"));
+	pthread_mutex_unlock(&lms.s.lock);
+	lms_end(&lms);
 }
 
 static void test_http_wrong_password(void **state)
 {
-	char pass[PASSWORD_MAX + 1], wrong[PASSWORD_MAX + 1];
+	char wrong[PASSWORD_MAX + 1];
 	struct wsman_error err = {0};
-	struct wsman_client *c;
 	xmlDocPtr reply = (xmlDocPtr)&err;
-	struct server s;
+	struct lms lms;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
 
 	(void)state;
-	if (!running_as_root())
-		skip();
-	make_password(pass, sizeof(pass));
 	make_password(wrong, sizeof(wrong));
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	c = lms_client(s.port, wrong, 5000);
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
+	lms_start(&lms, 200, body, len, wrong);
+	assert_int_equal(wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
 	assert_int_equal(err.code, WSMAN_E_AUTH);
 	assert_int_equal(err.http_status, 401);
 	assert_null(reply);
 	assert_no_secret(&err, wrong);
-	assert_no_secret(&err, pass);
+	assert_no_secret(&err, lms.pass);
 	assert_non_null(strstr(err.msg, "401"));
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.authenticated, 0);
-	pthread_mutex_unlock(&s.lock);
-	wsman_client_free(c);
-	server_stop(&s);
+	pthread_mutex_lock(&lms.s.lock);
+	assert_int_equal(lms.s.authenticated, 0);
+	pthread_mutex_unlock(&lms.s.lock);
+	lms_end(&lms);
 	free(body);
 }
 
 static void test_http_fault_400(void **state)
 {
-	char pass[PASSWORD_MAX + 1];
 	struct wsman_error err = {0};
-	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct server s;
+	struct lms lms;
 	size_t len;
 	char *body = fixture("fault_destination_unreachable.xml", &len);
 
 	(void)state;
-	if (!running_as_root())
-		skip();
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	server_answer(&s, 400, body, len);
-	c = lms_client(s.port, pass, 5000);
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_FAULT);
+	lms_start(&lms, 400, body, len, NULL);
+	assert_int_equal(wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_FAULT);
 	assert_int_equal(err.http_status, 400);
 	assert_non_null(strstr(err.msg, "No route can be determined"));
 	assert_non_null(strstr(err.msg, "DestinationUnreachable"));
 	assert_null(reply);
-	assert_no_secret(&err, pass);
-	wsman_client_free(c);
-	server_stop(&s);
+	assert_no_secret(&err, lms.pass);
+	lms_end(&lms);
 	free(body);
 }
 
@@ -1353,35 +1345,28 @@ static void test_http_other_failures(void **state)
 {
 	static const char oops[] = "<html>Internal error</html>";
 	static const char garbage[] = "<s:Envelope";
-	char pass[PASSWORD_MAX + 1];
 	struct wsman_error err = {0};
-	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct server s;
+	struct lms lms;
 	char *big = huge_reply((size_t)3 * 1024 * 1024);
 
 	(void)state;
-	if (!running_as_root())
-		skip();
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	c = lms_client(s.port, pass, 5000);
+	lms_start(&lms, 0, NULL, 0, NULL);
 
-	server_answer(&s, 500, oops, strlen(oops));
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_HTTP);
+	server_answer(&lms.s, 500, oops, strlen(oops));
+	assert_int_equal(wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_HTTP);
 	assert_int_equal(err.http_status, 500);
 	assert_non_null(strstr(err.msg, "500"));
 
-	server_answer(&s, 200, garbage, strlen(garbage));
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_PARSE);
+	server_answer(&lms.s, 200, garbage, strlen(garbage));
+	assert_int_equal(wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_PARSE);
 
-	server_answer(&s, 200, big, strlen(big));
-	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_PARSE);
+	server_answer(&lms.s, 200, big, strlen(big));
+	assert_int_equal(wsman_get(lms.c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_PARSE);
 	assert_non_null(strstr(err.msg, "limit"));
 	assert_null(reply);
 
-	wsman_client_free(c);
-	server_stop(&s);
+	lms_end(&lms);
 	free(big);
 }
 
@@ -1648,30 +1633,55 @@ static struct apf_bridge_status bridge_of(struct apf_session *session)
 	return st;
 }
 
+/* The APF route end to end: the Digest server, the fake AMT in front of it, a session. */
+struct route {
+	char pass[PASSWORD_MAX + 1]; /* the server's, made here */
+	char base[64];               /* for the clients' socket directories (socket_base) */
+	struct server s;
+	struct amt amt;
+	struct apf_session *session;
+};
+
+/* The Digest server behind port 16992 when WITH_SERVER, else a service that never answers. */
+static void route_start(struct route *rt, const struct apf_fw_config *cfg, bool with_server)
+{
+	make_password(rt->pass, sizeof(rt->pass));
+	if (with_server)
+		server_start(&rt->s, rt->pass);
+	amt_start(&rt->amt, cfg, with_server ? &rt->s : NULL);
+	rt->session = fake_amt_session(&rt->amt.fw);
+	socket_base(rt->base, sizeof(rt->base));
+}
+
+/* Close the session and stop the AMT (whose counters stay readable), find the socket base empty,
+ * stop the server. */
+static void route_end(struct route *rt)
+{
+	apf_close(rt->session);
+	amt_stop(&rt->amt);
+	assert_int_equal(rmdir(rt->base), 0);
+	if (rt->amt.http)
+		server_stop(&rt->s);
+}
+
 static void test_apf_route(void **state)
 {
-	char pass[PASSWORD_MAX + 1], realm[128], base[64];
+	char realm[128];
 	struct apf_bridge_status st;
-	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct amt amt;
-	struct server s;
+	struct route rt;
 	size_t len, fault_len;
 	char *body = fixture("amt_general_get.xml", &len);
 	char *fault = fixture("fault_destination_unreachable.xml", &fault_len);
 
 	(void)state;
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	amt_start(&amt, NULL, &s);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	c = apf_client(session, base, pass);
-	assert_int_equal(entries(base), 1); /* its private directory */
-	assert_true(bridge_of(session).listening);
+	route_start(&rt, NULL, true);
+	server_answer(&rt.s, 200, body, len);
+	c = apf_client(rt.session, rt.base, rt.pass);
+	assert_int_equal(entries(rt.base), 1); /* its private directory */
+	assert_true(bridge_of(rt.session).listening);
 	for (int i = 0; i < 3; i++) {
 		if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 			fail_msg("get %d: %d %s", i, err.code, err.msg);
@@ -1680,100 +1690,81 @@ static void test_apf_route(void **state)
 		xmlFreeDoc(reply);
 	}
 	/* a SOAP fault comes through a channel like any reply */
-	server_answer(&s, 400, fault, fault_len);
+	server_answer(&rt.s, 400, fault, fault_len);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_FAULT);
 	assert_non_null(strstr(err.msg, "DestinationUnreachable"));
 	assert_null(reply);
-	pthread_mutex_lock(&s.lock);
-	assert_string_equal(s.last.method, "POST");
-	assert_string_equal(s.last.url, "/wsman");
-	assert_int_equal(s.authenticated, 4);
-	assert_false(s.secret_seen);
-	pthread_mutex_unlock(&s.lock);
+	pthread_mutex_lock(&rt.s.lock);
+	assert_string_equal(rt.s.last.method, "POST");
+	assert_string_equal(rt.s.last.url, "/wsman");
+	assert_int_equal(rt.s.authenticated, 4);
+	assert_false(rt.s.secret_seen);
+	pthread_mutex_unlock(&rt.s.lock);
 	wsman_client_free(c);
 	/* The Digest challenge costs one channel, once; then one channel per request. */
-	st = bridge_of(session);
+	st = bridge_of(rt.session);
 	assert_false(st.listening);
 	assert_int_equal(st.accepted, 5);
 	assert_int_equal(st.channels, 5);
 	assert_int_equal(st.refused + st.failed, 0);
-	assert_int_equal(apf_handshake_count(session), 1);
-	assert_int_equal(entries(base), 0); /* nothing left behind */
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(amt.fw.sessions, 1);
-	assert_int_equal(amt.fw.total.channels_opened, 5);
-	assert_int_equal(amt.fw.total.channels_closed, 5);
-	assert_int_equal(rmdir(base), 0);
-	server_stop(&s);
+	assert_int_equal(apf_handshake_count(rt.session), 1);
+	assert_int_equal(entries(rt.base), 0); /* nothing left behind */
+	route_end(&rt);
+	assert_int_equal(rt.amt.fw.sessions, 1);
+	assert_int_equal(rt.amt.fw.total.channels_opened, 5);
+	assert_int_equal(rt.amt.fw.total.channels_closed, 5);
 	free(body);
 	free(fault);
 }
 
 static void test_apf_route_wrong_password(void **state)
 {
-	char pass[PASSWORD_MAX + 1], wrong[PASSWORD_MAX + 1], base[64];
-	struct apf_session *session;
+	char wrong[PASSWORD_MAX + 1];
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct amt amt;
-	struct server s;
+	struct route rt;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
 
 	(void)state;
-	make_password(pass, sizeof(pass));
 	make_password(wrong, sizeof(wrong));
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	amt_start(&amt, NULL, &s);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	c = apf_client(session, base, wrong);
+	route_start(&rt, NULL, true);
+	server_answer(&rt.s, 200, body, len);
+	c = apf_client(rt.session, rt.base, wrong);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_AUTH);
 	assert_int_equal(err.http_status, 401);
 	assert_null(reply);
 	assert_no_secret(&err, wrong);
 	wsman_client_free(c);
 	/* the session serves the next client, with the right password, on a bridge of its own */
-	c = apf_client(session, base, pass);
+	c = apf_client(rt.session, rt.base, rt.pass);
 	if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 		fail_msg("get: %d %s", err.code, err.msg);
 	xmlFreeDoc(reply);
 	wsman_client_free(c);
-	assert_int_equal(entries(base), 0);
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.authenticated, 1);
-	assert_false(s.secret_seen);
-	pthread_mutex_unlock(&s.lock);
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(amt.fw.total.channels_opened, amt.fw.total.channels_closed);
-	assert_int_equal(rmdir(base), 0);
-	server_stop(&s);
+	assert_int_equal(entries(rt.base), 0);
+	pthread_mutex_lock(&rt.s.lock);
+	assert_int_equal(rt.s.authenticated, 1);
+	assert_false(rt.s.secret_seen);
+	pthread_mutex_unlock(&rt.s.lock);
+	route_end(&rt);
+	assert_int_equal(rt.amt.fw.total.channels_opened, rt.amt.fw.total.channels_closed);
 	free(body);
 }
 
 static void test_apf_route_refused_channel(void **state)
 {
 	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
-	char pass[PASSWORD_MAX + 1], base[64];
-	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
 	struct timespec start;
-	struct amt amt;
-	struct server s;
+	struct route rt;
 
 	(void)state;
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	amt_start(&amt, &cfg, &s);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	c = apf_client(session, base, pass);
+	route_start(&rt, &cfg, true);
+	c = apf_client(rt.session, rt.base, rt.pass);
 	for (int i = 0; i < 2; i++) { /* and again: the bridge goes on */
 		clock_gettime(CLOCK_MONOTONIC, &start);
 		assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err),
@@ -1784,52 +1775,37 @@ static void test_apf_route_refused_channel(void **state)
 		assert_null(reply);
 	}
 	wsman_client_free(c);
-	assert_int_equal(bridge_of(session).refused, 2);
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(amt.fw.total.channels_refused, 2);
-	assert_int_equal(rmdir(base), 0);
-	pthread_mutex_lock(&s.lock);
-	assert_int_equal(s.connections, 0);
-	pthread_mutex_unlock(&s.lock);
-	server_stop(&s);
+	assert_int_equal(bridge_of(rt.session).refused, 2);
+	route_end(&rt);
+	assert_int_equal(rt.amt.fw.total.channels_refused, 2);
+	assert_int_equal(rt.s.connections, 0); /* the server has stopped: no lock needed */
 }
 
 /* Firmware that ends the LME session after every channel (rpc-go): each one starts over. */
 static void test_apf_route_session_ends_after_each_channel(void **state)
 {
 	struct apf_fw_config cfg = {.close_session_after_channel_close = true};
-	char pass[PASSWORD_MAX + 1], base[64];
-	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct amt amt;
-	struct server s;
+	struct route rt;
 	size_t len;
 	char *body = fixture("amt_general_get.xml", &len);
 
 	(void)state;
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	server_answer(&s, 200, body, len);
-	amt_start(&amt, &cfg, &s);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	c = apf_client(session, base, pass);
+	route_start(&rt, &cfg, true);
+	server_answer(&rt.s, 200, body, len);
+	c = apf_client(rt.session, rt.base, rt.pass);
 	for (int i = 0; i < 3; i++) {
 		if (wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err) != 0)
 			fail_msg("get %d: %d %s", i, err.code, err.msg);
 		xmlFreeDoc(reply);
 	}
 	wsman_client_free(c);
-	assert_int_equal(bridge_of(session).channels, 4);
-	assert_int_equal(apf_handshake_count(session), 4);
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(amt.fw.total.channels_opened, 4);
-	assert_int_equal(rmdir(base), 0);
-	server_stop(&s);
+	assert_int_equal(bridge_of(rt.session).channels, 4);
+	assert_int_equal(apf_handshake_count(rt.session), 4);
+	route_end(&rt);
+	assert_int_equal(rt.amt.fw.total.channels_opened, 4);
 	free(body);
 }
 
@@ -1840,70 +1816,54 @@ static void test_apf_route_session_ends_after_each_channel(void **state)
 static void test_apf_route_reset_mid_request(void **state)
 {
 	struct apf_fw_config cfg = {.reset_after_data = 1};
-	char pass[PASSWORD_MAX + 1], base[64];
-	struct apf_session *session;
 	struct wsman_error err = {0};
 	struct wsman_client *c;
 	xmlDocPtr reply = NULL;
-	struct amt amt;
+	struct route rt;
 
 	(void)state;
-	make_password(pass, sizeof(pass));
-	amt_start(&amt, &cfg, NULL);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	c = apf_client(session, base, pass);
+	route_start(&rt, &cfg, false);
+	c = apf_client(rt.session, rt.base, rt.pass);
 	assert_int_equal(wsman_get(c, AMT_URI_GENERAL_SETTINGS, &reply, &err), WSMAN_E_CONNECT);
 	if (!strstr(err.msg, "APF channel to AMT port 16992 failed") || !strstr(err.msg, "reset"))
 		fail_msg("unclear error: %s", err.msg);
-	assert_no_secret(&err, pass);
+	assert_no_secret(&err, rt.pass);
 	wsman_client_free(c);
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(rmdir(base), 0);
+	route_end(&rt);
 }
 
 static void test_apf_route_one_client_per_session(void **state)
 {
-	char pass[PASSWORD_MAX + 1], base[64], missing[80];
-	struct apf_session *session;
+	char missing[80];
 	struct wsman_target t = {.route = WSMAN_VIA_APF, .port = APF_PORT_HTTP};
 	struct wsman_error err = {0};
 	struct wsman_client *c, *other = NULL;
-	struct amt amt;
-	struct server s;
+	struct route rt;
 
 	(void)state;
-	make_password(pass, sizeof(pass));
-	server_start(&s, pass);
-	amt_start(&amt, NULL, &s);
-	session = fake_amt_session(&amt.fw);
-	socket_base(base, sizeof(base));
-	t.apf = session;
+	route_start(&rt, NULL, true);
+	t.apf = rt.session;
 	/* a socket directory that cannot be made */
-	snprintf(missing, sizeof(missing), "%s/missing", base);
+	snprintf(missing, sizeof(missing), "%s/missing", rt.base);
 	t.socket_dir = missing;
-	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), WSMAN_E_INTERNAL);
+	assert_int_equal(wsman_client_new(&t, TEST_USER, rt.pass, &other, &err), WSMAN_E_INTERNAL);
 	assert_null(other);
 	assert_non_null(strstr(err.msg, "private directory"));
 	/* the default place works (and is cleaned up) */
 	t.socket_dir = NULL;
-	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), 0);
+	assert_int_equal(wsman_client_new(&t, TEST_USER, rt.pass, &other, &err), 0);
 	wsman_client_free(other);
 	other = NULL;
-	c = apf_client(session, base, pass);
-	t.socket_dir = base;
-	assert_int_equal(wsman_client_new(&t, TEST_USER, pass, &other, &err), WSMAN_E_INTERNAL);
+	c = apf_client(rt.session, rt.base, rt.pass);
+	t.socket_dir = rt.base;
+	assert_int_equal(wsman_client_new(&t, TEST_USER, rt.pass, &other, &err), WSMAN_E_INTERNAL);
 	assert_null(other);
 	assert_non_null(strstr(err.msg, "another WS-Man client"));
-	assert_int_equal(entries(base), 1); /* the refused one left nothing */
-	assert_true(bridge_of(session).listening); /* nor stopped the first one's bridge */
+	assert_int_equal(entries(rt.base), 1);        /* the refused one left nothing */
+	assert_true(bridge_of(rt.session).listening); /* nor stopped the first one's bridge */
 	wsman_client_free(c);
-	assert_int_equal(entries(base), 0);
-	apf_close(session);
-	amt_stop(&amt);
-	assert_int_equal(rmdir(base), 0);
-	server_stop(&s);
+	assert_int_equal(entries(rt.base), 0);
+	route_end(&rt);
 }
 
 int main(void)
