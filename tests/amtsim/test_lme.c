@@ -973,6 +973,28 @@ static const char *realm_of(struct amtsim *m)
 	return mm.digest_realm;
 }
 
+/* amt11-pre with FAULT (NULL: none), a host on its LME client, and a Get of
+ * AMT_GeneralSettings to send. */
+struct rig {
+	struct amtsim *m;
+	char *req;
+	struct host h;
+};
+
+static void rig_start(struct rig *rig, const char *fault)
+{
+	rig->m = load_with("amt11-pre", fault);
+	rig->req = get_request(URI_GENERAL);
+	host_start(&rig->h, rig->m);
+}
+
+static void rig_end(struct rig *rig)
+{
+	host_free(&rig->h);
+	free(rig->req);
+	amtsim_free(rig->m);
+}
+
 /* ---- tests: APF ---- */
 
 static void test_handshake_and_ports(void **state)
@@ -1050,33 +1072,29 @@ static void test_get_general_settings(void **state)
 
 static void test_digest_refusals(void **state)
 {
-	struct amtsim *m = load("amt11-pre");
 	const struct creds wrong = {LSA_USER, "not-the-password", NULL};
 	const struct creds stranger = {"someone", LSA_PASS, NULL};
 	const struct creds admin = {"admin", ADMIN_PW, NULL};
-	char *req = get_request(URI_GENERAL);
 	struct response r;
 	struct amtsim_stats st;
-	struct host h;
+	struct rig rig;
 
 	(void)state;
-	host_start(&h, m);
-	assert_int_equal(general_get(&h, false, &wrong), 401);
-	assert_int_equal(general_get(&h, false, &stranger), 401);
-	assert_int_equal(general_get(&h, false, &admin), 401); /* no admin password yet */
-	http_once(&h, false, "GET", "/wsman", "", NULL, NULL, &r);
+	rig_start(&rig, NULL);
+	assert_int_equal(general_get(&rig.h, false, &wrong), 401);
+	assert_int_equal(general_get(&rig.h, false, &stranger), 401);
+	assert_int_equal(general_get(&rig.h, false, &admin), 401); /* no admin password yet */
+	http_once(&rig.h, false, "GET", "/wsman", "", NULL, NULL, &r);
 	assert_int_equal(r.status, 405);
 	response_free(&r);
-	http_once(&h, false, "POST", "/index.htm", req, NULL, NULL, &r);
+	http_once(&rig.h, false, "POST", "/index.htm", rig.req, NULL, NULL, &r);
 	assert_int_equal(r.status, 404);
 	response_free(&r);
-	host_free(&h);
-	free(req);
 
-	amtsim_get_stats(m, &st);
+	amtsim_get_stats(rig.m, &st);
 	assert_int_equal(st.wsman_authenticated, 0);
 	assert_int_equal(st.wsman_unauthorized, 6);
-	amtsim_free(m);
+	rig_end(&rig);
 }
 
 static void test_unknown_resource_and_method(void **state)
@@ -1566,32 +1584,28 @@ static void test_fault_channel_refused(void **state)
 
 static void test_fault_lme_disconnect(void **state)
 {
-	struct amtsim *m = load_with("amt11-pre", "lme-disconnect@2");
-	char *req = get_request(URI_GENERAL);
 	struct amtsim_stats st;
 	struct response r;
-	struct host h;
+	struct rig rig;
 
 	(void)state;
-	host_start(&h, m);
-	assert_int_equal(general_get(&h, false, &local_account), 200);
-	wsman(&h, false, req, &local_account, &r);
+	rig_start(&rig, "lme-disconnect@2");
+	assert_int_equal(general_get(&rig.h, false, &local_account), 200);
+	wsman(&rig.h, false, rig.req, &local_account, &r);
 	assert_int_equal(r.status, 0);
-	assert_int_equal(h.disconnect, APF_DISCONNECT_CONNECTION_LOST);
+	assert_int_equal(rig.h.disconnect, APF_DISCONNECT_CONNECTION_LOST);
 	response_free(&r);
 	/* nothing after DISCONNECT: the connection reads as reset */
-	while (!h.reset)
-		assert_true(host_step(&h, WAIT_MS) >= 0);
-	host_free(&h);
+	while (!rig.h.reset)
+		assert_true(host_step(&rig.h, WAIT_MS) >= 0);
+	host_free(&rig.h);
 	/* one-shot: a new session answers */
-	host_start(&h, m);
-	assert_int_equal(general_get(&h, false, &local_account), 200);
-	host_free(&h);
-	free(req);
-	amtsim_get_stats(m, &st);
+	host_start(&rig.h, rig.m);
+	assert_int_equal(general_get(&rig.h, false, &local_account), 200);
+	amtsim_get_stats(rig.m, &st);
 	assert_int_equal(st.apf_disconnects, 1);
 	assert_int_equal(st.wsman_authenticated, 3);
-	amtsim_free(m);
+	rig_end(&rig);
 }
 
 static void test_fault_reset_during_setup(void **state)
@@ -1715,63 +1729,51 @@ static void test_fault_soap_fault(void **state)
 
 static void test_fault_wrong_realm(void **state)
 {
-	struct amtsim *m = load_with("amt11-pre", "wrong-realm");
 	const struct creds admin = {"admin", ADMIN_PW, NULL};
-	char *req = get_request(URI_GENERAL);
 	struct response r;
-	struct host h;
+	struct rig rig;
 
 	(void)state;
-	host_start(&h, m);
-	wsman(&h, false, req, &local_account, &r);
+	rig_start(&rig, "wrong-realm");
+	wsman(&rig.h, false, rig.req, &local_account, &r);
 	assert_int_equal(r.status, 200);
-	assert_string_not_equal(r.ch.realm, realm_of(m));
-	expect_text(&r, "DigestRealm", realm_of(m));
+	assert_string_not_equal(r.ch.realm, realm_of(rig.m));
+	expect_text(&r, "DigestRealm", realm_of(rig.m));
 	response_free(&r);
 	/* the admin password hashed over AMT_GeneralSettings' realm, not the challenge's */
-	assert_int_equal(setup_admin(&h, false, LSA_PASS, realm_of(m)), 0);
-	wsman(&h, false, req, &admin, &r);
+	assert_int_equal(setup_admin(&rig.h, false, LSA_PASS, realm_of(rig.m)), 0);
+	wsman(&rig.h, false, rig.req, &admin, &r);
 	assert_int_equal(r.status, 200);
-	assert_string_equal(r.ch.realm, realm_of(m));
+	assert_string_equal(r.ch.realm, realm_of(rig.m));
 	response_free(&r);
-	host_free(&h);
-	free(req);
-	amtsim_free(m);
+	rig_end(&rig);
 
 	/* hashed over the challenge's realm: admin never gets in */
-	m = load_with("amt11-pre", "wrong-realm");
-	req = get_request(URI_GENERAL);
-	host_start(&h, m);
-	wsman(&h, false, req, &local_account, &r);
+	rig_start(&rig, "wrong-realm");
+	wsman(&rig.h, false, rig.req, &local_account, &r);
 	{
 		char challenge_realm[160];
 
 		snprintf(challenge_realm, sizeof(challenge_realm), "%s", r.ch.realm);
 		response_free(&r);
-		assert_int_equal(setup_admin(&h, false, LSA_PASS, challenge_realm), 0);
+		assert_int_equal(setup_admin(&rig.h, false, LSA_PASS, challenge_realm), 0);
 	}
-	assert_int_equal(general_get(&h, false, &admin), 401);
-	host_free(&h);
-	free(req);
-	amtsim_free(m);
+	assert_int_equal(general_get(&rig.h, false, &admin), 401);
+	rig_end(&rig);
 }
 
 static void test_fault_wsman_latency(void **state)
 {
-	struct amtsim *m = load_with("amt11-pre", "wsman-latency=250");
-	char *req = get_request(URI_GENERAL);
 	struct response r;
-	struct host h;
+	struct rig rig;
 
 	(void)state;
-	host_start(&h, m);
-	wsman(&h, false, req, &local_account, &r);
+	rig_start(&rig, "wsman-latency=250");
+	wsman(&rig.h, false, rig.req, &local_account, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(r.ms >= 250);
 	response_free(&r);
-	host_free(&h);
-	free(req);
-	amtsim_free(m);
+	rig_end(&rig);
 }
 
 static void test_fault_session_ends_after_close(void **state)
@@ -2019,14 +2021,12 @@ static void test_disconnect_while_sending(void **state)
 
 static void test_small_windows(void **state)
 {
-	struct amtsim *m = load("amt11-pre");
-	char *req = get_request(URI_GENERAL);
 	struct response first, r;
-	struct host h;
+	struct rig rig;
 
 	(void)state;
-	host_start(&h, m);
-	http_once(&h, false, "POST", "/wsman", req, NULL, NULL, &first);
+	rig_start(&rig, NULL);
+	http_once(&rig.h, false, "POST", "/wsman", rig.req, NULL, NULL, &first);
 	/* a tiny window: the 2 KiB reply comes in many window-sized pieces */
 	{
 		char hdr[16384], auth[1024], a1[33], a2[33], resp[33], buf[1024];
@@ -2046,22 +2046,20 @@ static void test_small_windows(void **state)
 		snprintf(hdr, sizeof(hdr),
 		         "POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n%s"
 		         "Connection: close\r\n\r\n%s",
-		         strlen(req), auth, req);
-		assert_true(channel_open(&h, APF_PORT_HTTP, 64));
-		assert_true(stream_open(&s, &h, false));
+		         strlen(rig.req), auth, rig.req);
+		assert_true(channel_open(&rig.h, APF_PORT_HTTP, 64));
+		assert_true(stream_open(&s, &rig.h, false));
 		assert_true(stream_write(&s, hdr, strlen(hdr)));
 		raw = stream_read(&s, &n);
 		parse_response(raw, n, &r);
 		free(raw);
-		channel_close(&h);
+		channel_close(&rig.h);
 	}
 	assert_int_equal(r.status, 200);
-	expect_text(&r, "DigestRealm", realm_of(m));
+	expect_text(&r, "DigestRealm", realm_of(rig.m));
 	response_free(&first);
 	response_free(&r);
-	host_free(&h);
-	free(req);
-	amtsim_free(m);
+	rig_end(&rig);
 }
 
 /* The counters file has the LME and WS-Man keys the integration runner reads. */
