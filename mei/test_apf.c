@@ -816,6 +816,27 @@ static size_t read_to_end(int fd, char *buf, size_t cap, int timeout_ms, bool *e
 
 /* ---- end to end ---- */
 
+/* The fake AMT with CFG, a session with it, and a bridge to its WS-Man port. */
+struct e2e {
+	struct amt *a;
+	struct apf_session *s;
+	struct bridge b;
+};
+
+static void e2e_start(struct e2e *e, const struct apf_fw_config *cfg)
+{
+	e->a = amt_start(cfg);
+	e->s = fake_amt_session(&e->a->fw);
+	bridge_start(&e->b, e->s, APF_PORT_HTTP);
+}
+
+/* Stop the bridge and close the session; the AMT is the test's to stop. */
+static void e2e_close(struct e2e *e)
+{
+	bridge_end(&e->b);
+	apf_close(e->s);
+}
+
 static void test_handshake_is_driven_by_messages(void **state)
 {
 	struct amt *a = amt_start(NULL);
@@ -917,28 +938,24 @@ static void test_tls_enforcing_firmware(void **state)
 
 static void test_channels_in_sequence_share_one_session(void **state)
 {
-	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
 	struct amt_totals t;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 	char msg[64];
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
+	e2e_start(&e, NULL);
 	for (int i = 0; i < 12; i++) { /* more than the 8 slots: each is freed by its close */
 		snprintf(msg, sizeof(msg), "request %d", i);
-		echo_once(&b, msg);
+		echo_once(&e.b, msg);
 	}
-	st = bridge_status(s);
+	st = bridge_status(e.s);
 	assert_int_equal(st.accepted, 12);
 	assert_int_equal(st.channels, 12);
 	assert_int_equal(st.refused + st.failed, 0);
-	assert_int_equal(apf_handshake_count(s), 1);
-	bridge_end(&b);
-	apf_close(s);
-	t = amt_stop_totals(a);
+	assert_int_equal(apf_handshake_count(e.s), 1);
+	e2e_close(&e);
+	t = amt_stop_totals(e.a);
 	assert_int_equal(t.sessions, 1);
 	assert_int_equal(t.st.channels_opened, 12);
 	assert_int_equal(t.st.channels_closed, 12);
@@ -948,59 +965,52 @@ static void test_channels_in_sequence_share_one_session(void **state)
 static void test_session_ending_after_each_close_is_redone(void **state)
 {
 	struct apf_fw_config cfg = {.close_session_after_channel_close = true};
-	struct amt *a = amt_start(&cfg);
 	struct amt_totals t;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	echo_once(&b, "first");
-	echo_once(&b, "second");
-	echo_once(&b, "third");
-	assert_int_equal(apf_handshake_count(s), 3);
-	assert_int_equal(bridge_status(s).failed, 0);
-	bridge_end(&b);
-	apf_close(s);
-	t = amt_stop_totals(a);
+	e2e_start(&e, &cfg);
+	echo_once(&e.b, "first");
+	echo_once(&e.b, "second");
+	echo_once(&e.b, "third");
+	assert_int_equal(apf_handshake_count(e.s), 3);
+	assert_int_equal(bridge_status(e.s).failed, 0);
+	e2e_close(&e);
+	t = amt_stop_totals(e.a);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_int_equal(t.st.protocol_errors, 0);
 }
 
 static void test_firmware_closes_first(void **state)
 {
-	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 	char buf[128];
 	bool eof;
 	size_t got;
 	int fd;
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
 	/* by the end of one exchange the redirection port's forward has been answered too */
-	bridge_start(&b, s, APF_PORT_HTTP);
-	echo_once(&b, "before");
-	bridge_end(&b);
-	bridge_start(&b, s, APF_PORT_REDIR);
-	fd = bridge_connect(&b);
+	e2e_start(&e, NULL);
+	echo_once(&e.b, "before");
+	bridge_end(&e.b);
+	bridge_start(&e.b, e.s, APF_PORT_REDIR);
+	fd = bridge_connect(&e.b);
 	got = read_to_end(fd, buf, sizeof(buf), 5000, &eof);
 	assert_true(eof);
 	assert_int_equal(got, strlen(GREETING));
 	assert_memory_equal(buf, GREETING, got);
 	close(fd);
-	st = wait_completed(s, 1);
+	st = wait_completed(e.s, 1);
 	assert_int_equal(st.last_result, 0);
-	bridge_end(&b);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	echo_once(&b, "after");
-	bridge_end(&b);
-	assert_int_equal(apf_handshake_count(s), 1);
-	apf_close(s);
-	amt_stop(a);
+	bridge_end(&e.b);
+	bridge_start(&e.b, e.s, APF_PORT_HTTP);
+	echo_once(&e.b, "after");
+	bridge_end(&e.b);
+	assert_int_equal(apf_handshake_count(e.s), 1);
+	apf_close(e.s);
+	amt_stop(e.a);
 }
 
 static void test_megabyte_with_small_windows_and_messages(void **state)
@@ -1045,53 +1055,47 @@ static void test_megabyte_with_small_windows_and_messages(void **state)
 static void test_refused_channel_is_a_clear_error(void **state)
 {
 	struct apf_fw_config cfg = {.refuse_open_reason = APF_OPEN_FAILURE_RESOURCE_SHORTAGE};
-	struct amt *a = amt_start(&cfg);
 	struct apf_bridge_status st;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	expect_refusal(&b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
-	st = bridge_status(s);
+	e2e_start(&e, &cfg);
+	expect_refusal(&e.b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	st = bridge_status(e.s);
 	assert_non_null(strstr(st.last_error, "16992"));
 	/* the bridge goes on: the next connection is refused just as clearly */
-	expect_refusal(&b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
-	st = bridge_status(s);
+	expect_refusal(&e.b, APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	st = bridge_status(e.s);
 	assert_int_equal(st.accepted, 2);
 	assert_int_equal(st.refused, 2);
 	assert_int_equal(st.channels + st.failed, 0);
-	assert_int_equal(apf_handshake_count(s), 1); /* a refusal is not a dead session */
-	bridge_end(&b);
-	assert_int_equal(apf_last_refusal(s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
-	apf_close(s);
-	amt_stop(a);
+	assert_int_equal(apf_handshake_count(e.s), 1); /* a refusal is not a dead session */
+	bridge_end(&e.b);
+	assert_int_equal(apf_last_refusal(e.s), APF_OPEN_FAILURE_RESOURCE_SHORTAGE);
+	apf_close(e.s);
+	amt_stop(e.a);
 }
 
 /* The firmware goes away mid-transfer: an error soon, end of file locally, then recovery. */
 static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 {
-	struct amt *a = amt_start(cfg);
 	const size_t len = 256u << 10;
 	uint8_t *out = calloc(1, len), *in = malloc(len);
 	struct apf_bridge_status st;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 	int64_t t0;
 	int fd;
 
 	assert_non_null(out);
 	assert_non_null(in);
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	fd = bridge_connect(&b);
+	e2e_start(&e, cfg);
+	fd = bridge_connect(&e.b);
 	t0 = now_ms();
 	assert_true(echo_through(fd, out, in, len, 5000) < len);
 	if (now_ms() - t0 > 1000)
 		fail_msg("noticing the cut took %lld ms", (long long)(now_ms() - t0));
 	/* recorded before the client's end of file */
-	st = bridge_status(s);
+	st = bridge_status(e.s);
 	assert_int_equal(st.completed, 1);
 	assert_int_equal(st.last_result, MEI_E_RESET);
 	assert_int_equal(st.failed, 1);
@@ -1099,11 +1103,10 @@ static void transfer_is_cut(const struct apf_fw_config *cfg, const char *why)
 		fail_msg("unclear error: %s", st.last_error);
 	close(fd);
 	/* the next connection's channel starts over on a fresh session */
-	echo_once(&b, "again");
-	assert_int_equal(apf_handshake_count(s), 2);
-	bridge_end(&b);
-	apf_close(s);
-	amt_stop(a);
+	echo_once(&e.b, "again");
+	assert_int_equal(apf_handshake_count(e.s), 2);
+	e2e_close(&e);
+	amt_stop(e.a);
 	free(out);
 	free(in);
 }
@@ -1151,28 +1154,25 @@ static void assert_quiet(int fd, int ms)
 
 static void test_one_channel_at_a_time(void **state)
 {
-	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
 	struct amt_totals t;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 	uint8_t back[16];
 	char buf[8];
 	bool eof;
 	int first, second, gone;
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	first = bridge_connect(&b);
+	e2e_start(&e, NULL);
+	first = bridge_connect(&e.b);
 	assert_int_equal(echo_through(first, (const uint8_t *)"one", back, 3, 5000), 3);
 	/* later clients wait their turn in the listener's queue */
-	second = bridge_connect(&b);
+	second = bridge_connect(&e.b);
 	assert_int_equal(send(second, "two", 3, MSG_NOSIGNAL), 3);
-	gone = bridge_connect(&b); /* and one that gives up before its turn costs no channel */
+	gone = bridge_connect(&e.b); /* and one that gives up before its turn costs no channel */
 	assert_quiet(second, 200);
 	close(gone);
-	st = bridge_status(s);
+	st = bridge_status(e.s);
 	assert_int_equal(st.accepted, 1);
 	assert_int_equal(st.completed, 0);
 	close(first);
@@ -1181,14 +1181,13 @@ static void test_one_channel_at_a_time(void **state)
 	assert_memory_equal(buf, "two", 3);
 	assert_false(eof);
 	close(second);
-	echo_once(&b, "next");
-	st = wait_completed(s, 3);
+	echo_once(&e.b, "next");
+	st = wait_completed(e.s, 3);
 	assert_int_equal(st.accepted, 3);
 	assert_int_equal(st.channels, 3);
 	assert_int_equal(st.failed + st.refused, 0);
-	bridge_end(&b);
-	apf_close(s);
-	t = amt_stop_totals(a);
+	e2e_close(&e);
+	t = amt_stop_totals(e.a);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_int_equal(t.st.channels_closed, 3);
 }
@@ -1199,11 +1198,9 @@ static void test_one_channel_at_a_time(void **state)
  */
 static void test_stop_while_a_client_is_connected(void **state)
 {
-	struct amt *a = amt_start(NULL);
 	struct apf_bridge_status st;
 	struct amt_totals t;
-	struct apf_session *s;
-	struct bridge b;
+	struct e2e e;
 	uint8_t back[16];
 	char buf[16];
 	int64_t t0;
@@ -1211,13 +1208,12 @@ static void test_stop_while_a_client_is_connected(void **state)
 	int fd, queued;
 
 	(void)state;
-	s = fake_amt_session(&a->fw);
-	bridge_start(&b, s, APF_PORT_HTTP);
-	fd = bridge_connect(&b);
+	e2e_start(&e, NULL);
+	fd = bridge_connect(&e.b);
 	assert_int_equal(echo_through(fd, (const uint8_t *)"busy", back, 4, 5000), 4);
-	queued = bridge_connect(&b);
+	queued = bridge_connect(&e.b);
 	t0 = now_ms();
-	bridge_end(&b);
+	bridge_end(&e.b);
 	if (now_ms() - t0 > 1000)
 		fail_msg("stopping took %lld ms", (long long)(now_ms() - t0));
 	assert_int_equal(read_to_end(fd, buf, sizeof(buf), 1000, &eof), 0);
@@ -1226,24 +1222,24 @@ static void test_stop_while_a_client_is_connected(void **state)
 	assert_true(eof); /* reset with the listener */
 	close(fd);
 	close(queued);
-	st = bridge_status(s);
+	st = bridge_status(e.s);
 	assert_false(st.listening);
 	assert_int_equal(st.accepted, 1);
 	assert_int_equal(st.last_result, MEI_E_IO);
 	assert_non_null(strstr(st.last_error, "stopped"));
 	/* the firmware got its CHANNEL_CLOSE: the session is clean and serves again */
-	bridge_start(&b, s, APF_PORT_HTTP);
-	echo_once(&b, "again");
-	bridge_end(&b);
-	assert_int_equal(apf_handshake_count(s), 1);
+	bridge_start(&e.b, e.s, APF_PORT_HTTP);
+	echo_once(&e.b, "again");
+	bridge_end(&e.b);
+	assert_int_equal(apf_handshake_count(e.s), 1);
 	/* and apf_close with a client connected does not hang either */
-	bridge_start(&b, s, APF_PORT_HTTP);
-	fd = bridge_connect(&b);
+	bridge_start(&e.b, e.s, APF_PORT_HTTP);
+	fd = bridge_connect(&e.b);
 	assert_int_equal(echo_through(fd, (const uint8_t *)"x", back, 1, 5000), 1);
-	apf_close(s);
+	apf_close(e.s);
 	close(fd);
-	assert_int_equal(rmdir(b.dir), 0); /* the socket went with the session */
-	t = amt_stop_totals(a);
+	assert_int_equal(rmdir(e.b.dir), 0); /* the socket went with the session */
+	t = amt_stop_totals(e.a);
 	assert_int_equal(t.sessions, 1);
 	assert_int_equal(t.st.channels_opened, 3);
 	assert_true(t.st.channels_closed >= 2);
