@@ -62,6 +62,17 @@ static inline uint8_t *fuzz_dup(const uint8_t *data, size_t size)
 	return p;
 }
 
+/* True when the N bytes at P are all zero: what a failed call must leave in its output. */
+static inline bool fuzz_all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
 /* True when S (within CAP bytes) is NUL-terminated. */
 static inline bool fuzz_terminated(const char *s, size_t cap)
 {

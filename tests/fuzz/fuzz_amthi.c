@@ -38,16 +38,6 @@ static void check_result(int r)
 	FUZZ_CHECK(mei_strerror(r) != NULL);
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 /* What prov_discover does with GetCodeVersions. */
 static void code_versions(const uint8_t *data, size_t size)
 {
@@ -192,7 +182,7 @@ static void local_account(const uint8_t *data, size_t size)
 		FUZZ_CHECK(fuzz_terminated(a->username, sizeof(a->username)));
 		FUZZ_CHECK(fuzz_terminated(a->password, sizeof(a->password)));
 	} else {
-		FUZZ_CHECK(all_zero(a, sizeof(*a)));
+		FUZZ_CHECK(fuzz_all_zero(a, sizeof(*a)));
 	}
 	free(a);
 }

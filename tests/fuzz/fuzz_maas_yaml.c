@@ -9,16 +9,6 @@
 #include "fuzz.h"
 #include "handoff.h"
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 static bool token(const char *s, size_t cap)
 {
 	if (!fuzz_terminated(s, cap))
@@ -47,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(token(c->token_key, sizeof(c->token_key)));
 		FUZZ_CHECK(token(c->token_secret, sizeof(c->token_secret)));
 	} else {
-		FUZZ_CHECK(all_zero(c, sizeof(*c)));
+		FUZZ_CHECK(fuzz_all_zero(c, sizeof(*c)));
 		FUZZ_CHECK(err.code == r);
 		FUZZ_CHECK(fuzz_terminated(err.msg, sizeof(err.msg)) && fuzz_printable(err.msg));
 	}

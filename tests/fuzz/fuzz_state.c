@@ -19,16 +19,6 @@ static void remove_file(void)
 	rmdir(fuzz_scratch_dir());
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct state_record *rec = fuzz_alloc(sizeof(*rec));
@@ -52,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(fuzz_terminated(rec->password, sizeof(rec->password)));
 		FUZZ_CHECK(fuzz_terminated(rec->status, sizeof(rec->status)));
 	} else {
-		FUZZ_CHECK(all_zero(rec, sizeof(*rec)));
+		FUZZ_CHECK(fuzz_all_zero(rec, sizeof(*rec)));
 		FUZZ_CHECK(fuzz_terminated(why, sizeof(why)) && why[0] && fuzz_one_line(why));
 	}
 	state_record_wipe(rec);

@@ -47,16 +47,6 @@ static void make_tree(void)
 		abort();
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mei_sysfs *s = fuzz_alloc(sizeof(*s));
@@ -84,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(s->fw_status_count <= MEI_FW_STATUS_MAX);
 		FUZZ_CHECK(fuzz_terminated(s->dev_state, sizeof(s->dev_state)));
 	} else {
-		FUZZ_CHECK(all_zero(s, sizeof(*s)));
+		FUZZ_CHECK(fuzz_all_zero(s, sizeof(*s)));
 	}
 	r2 = mei_sysfs_read_dev_state(fuzz_scratch_dir(), "mei0", state, sizeof(state));
 	FUZZ_CHECK(r2 == 0 || r2 == MEI_E_PROTOCOL || r2 == MEI_E_NO_DEVICE);
