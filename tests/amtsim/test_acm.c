@@ -27,14 +27,12 @@
 #include <openssl/x509.h>
 
 #include "../fixture.h"
+#include "../helpers/profiles.h"
 #include "amtsim.h"
 #include "mei.h"
 #include "password.h"
 #include "wsman.h"
 
-#ifndef AMTSIM_PROFILES_DIR
-#error "AMTSIM_PROFILES_DIR must name tests/amtsim/profiles"
-#endif
 #ifndef AMTSIM_SCRIPTS_DIR
 #error "AMTSIM_SCRIPTS_DIR must name tests/amtsim"
 #endif
@@ -123,13 +121,7 @@ static void host_start(struct host *h, const char *profile, const char *trust,
 	char path[512], err[512] = "", sock[300];
 
 	memset(h, 0, sizeof(*h));
-	snprintf(path, sizeof(path), "%s/%s.json", AMTSIM_PROFILES_DIR, profile);
-	h->m = amtsim_new(path, err, sizeof(err));
-	if (!h->m)
-		fail_msg("%s", err);
-	for (; faults && *faults; faults++)
-		if (amtsim_fault(h->m, *faults, err, sizeof(err)) < 0)
-			fail_msg("%s", err);
+	h->m = profile_load(profile, faults);
 	if (trust) {
 		path_in(trust, "prov-root.pem", path, sizeof(path));
 		if (amtsim_trust_ca(h->m, path, err, sizeof(err)) < 0)
@@ -714,7 +706,7 @@ static void test_trust_ca_refusals(void **state)
 	struct amtsim *m;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/amt11-pre.json", AMTSIM_PROFILES_DIR);
+	profile_path("amt11-pre", path, sizeof(path));
 	m = amtsim_new(path, err, sizeof(err));
 	assert_non_null(m);
 	assert_int_equal(amtsim_trust_ca(m, "/nonexistent.pem", err, sizeof(err)), -1);

@@ -19,13 +19,10 @@
 
 #include <cmocka.h>
 
+#include "../helpers/profiles.h"
 #include "amtsim.h"
 #include "mei.h"
 #include "wire.h"
-
-#ifndef AMTSIM_PROFILES_DIR
-#error "AMTSIM_PROFILES_DIR must name tests/amtsim/profiles"
-#endif
 
 static const char *const all_profiles[] = {
     "non-vpro",          "amt-disabled", "amt11-pre", "amt11-pre-wdt-busy",
@@ -34,21 +31,9 @@ static const char *const all_profiles[] = {
 
 /* ---- helpers ---- */
 
-static void profile_path(const char *name, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s/%s.json", AMTSIM_PROFILES_DIR, name);
-}
-
 static struct amtsim *load(const char *name)
 {
-	char path[512], err[512] = "";
-	struct amtsim *m;
-
-	profile_path(name, path, sizeof(path));
-	m = amtsim_new(path, err, sizeof(err));
-	if (!m)
-		fail_msg("%s", err);
-	return m;
+	return profile_load(name, NULL);
 }
 
 static struct amtsim_conn *open_client(struct amtsim *m, const uint8_t guid[16])

@@ -36,13 +36,11 @@
 #include <libxml/tree.h>
 
 #include "../fixture.h"
+#include "../helpers/profiles.h"
 #include "amtsim.h"
 #include "mei.h"
 #include "wire.h"
 
-#ifndef AMTSIM_PROFILES_DIR
-#error "AMTSIM_PROFILES_DIR must name tests/amtsim/profiles"
-#endif
 #ifndef AMTSIM_CERT_SCRIPT
 #error "AMTSIM_CERT_SCRIPT must name tests/amtsim/make-test-certs.sh"
 #endif
@@ -73,36 +71,16 @@ static long long now_ms(void)
 
 /* ---- machines ---- */
 
-static void profile_path(const char *name, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s/%s.json", AMTSIM_PROFILES_DIR, name);
-}
-
-static struct amtsim *load_faults(const char *name, const char *const *faults)
-{
-	char path[512], err[512] = "";
-	struct amtsim *m;
-
-	profile_path(name, path, sizeof(path));
-	m = amtsim_new(path, err, sizeof(err));
-	if (!m)
-		fail_msg("%s", err);
-	for (; faults && *faults; faults++)
-		if (amtsim_fault(m, *faults, err, sizeof(err)) < 0)
-			fail_msg("%s", err);
-	return m;
-}
-
 static struct amtsim *load(const char *name)
 {
-	return load_faults(name, NULL);
+	return profile_load(name, NULL);
 }
 
 static struct amtsim *load_with(const char *name, const char *fault)
 {
 	const char *const faults[] = {fault, NULL};
 
-	return load_faults(name, faults);
+	return profile_load(name, faults);
 }
 
 static void use_test_certs(struct amtsim *m)
@@ -1698,7 +1676,7 @@ static void test_fault_soap_fault(void **state)
 {
 	const char *const faults[] = {"soap-fault=Setup",
 	                              "soap-fault=IPS_HostBasedSetupService.Get", NULL};
-	struct amtsim *m = load_faults("amt11-pre", faults);
+	struct amtsim *m = profile_load("amt11-pre", faults);
 	struct response r;
 	char ha1[33], *req;
 	struct amtsim_stats st;
