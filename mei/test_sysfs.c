@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sysfs parsing against temporary trees laid out as the kernel lays out /sys/class/mei. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "../tests/fixture.h"
 #include "mei.h"
 
 /* As read on a Skylake machine with ME 11.8 (fw_ver) and a typical 6-register fw_status. */
@@ -46,18 +46,10 @@ static int setup(void **state)
 	return mkdir(t->dev, 0700);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct tree *t = *state;
-	int r = nftw(t->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int r = fixture_remove_tree(t->root);
 
 	free(t);
 	return r;

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <linux/mei.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "../tests/fixture.h"
 #include "mei.h"
 
 #define READY_MS   300
@@ -253,14 +253,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fake *f = *state;
@@ -274,7 +266,7 @@ static int teardown(void **state)
 	close(f->stop[0]);
 	close(f->stop[1]);
 	/* the whole directory: a failed assertion may have left sysfs files behind */
-	if (nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+	if (fixture_remove_tree(f->dir) != 0) {
 		free(f);
 		return -1;
 	}
